@@ -1,0 +1,3 @@
+from molw2s.cli import main
+
+main()
