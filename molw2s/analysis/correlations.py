@@ -1,0 +1,133 @@
+"""Rank and linear correlations between predictors and measured W2S quantities,
+with two-stage bootstrap confidence intervals over weak models and seeds.
+
+The point estimate correlates, across weak models, each model's mean over seeds (and
+splits) of the predictor with its mean of the measured quantity. The bootstrap redraws
+weak models with replacement and, inside each drawn model, its seeds with replacement,
+then recomputes the seed means and the correlation (theory.md section 5: "bootstrap
+confidence intervals over weak models and seeds"). Resamples in which either side is
+constant have no defined correlation; they are skipped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METHODS = ("spearman", "kendall", "pearson")
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """One correlation with its bootstrap interval."""
+
+    predictor: str
+    measured: str
+    method: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n_models: int
+    n_rows: int
+    n_boot: int
+    n_boot_degenerate: int
+
+    def to_dict(self) -> dict:
+        """Plain-dict form for JSON/CSV."""
+        return asdict(self)
+
+
+def correlation(x: np.ndarray, y: np.ndarray, method: str) -> float:
+    """Spearman, Kendall or Pearson correlation; NaN when either side is constant."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-d of equal length, got {x.shape} and {y.shape}")
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    if method == "spearman":
+        return float(stats.spearmanr(x, y).statistic)
+    if method == "kendall":
+        return float(stats.kendalltau(x, y).statistic)
+    if method == "pearson":
+        return float(stats.pearsonr(x, y).statistic)
+    raise ValueError(f"unknown correlation method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def bootstrap_correlations(
+    table: pd.DataFrame,
+    predictors: Sequence[str],
+    measured: Sequence[str],
+    *,
+    model_col: str = "weak",
+    methods: Sequence[str] = METHODS,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[Correlation]:
+    """Correlate every predictor column with every measured column across weak models.
+
+    ``table`` has one row per (weak model, seed/split) cell. Rows with a missing value in
+    either column of a pair are left out of that pair only.
+    """
+    missing = [c for c in [model_col, *predictors, *measured] if c not in table.columns]
+    if missing:
+        raise KeyError(f"columns not in the results table: {missing}; have {list(table.columns)}")
+    rng = np.random.default_rng(seed)
+    out: list[Correlation] = []
+    for p in predictors:
+        for m in measured:
+            sub = table[[model_col, p, m]].dropna()
+            groups = [g[[p, m]].to_numpy(float) for _, g in sub.groupby(model_col, sort=True)]
+            out.extend(_pair_correlations(groups, p, m, methods, n_boot, confidence, rng))
+    return out
+
+
+def _pair_correlations(
+    groups: list[np.ndarray],
+    predictor: str,
+    measured: str,
+    methods: Sequence[str],
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> list[Correlation]:
+    n_models = len(groups)
+    n_rows = int(sum(len(g) for g in groups))
+    means = np.array([g.mean(axis=0) for g in groups]) if groups else np.empty((0, 2))
+    point = {m: correlation(means[:, 0], means[:, 1], m) if n_models >= 2 else float("nan") for m in methods}
+    boots: dict[str, list[float]] = {m: [] for m in methods}
+    degenerate = 0
+    if n_models >= 3:
+        for _ in range(n_boot):
+            pick = rng.integers(0, n_models, size=n_models)
+            sample = np.array([_resampled_mean(groups[i], rng) for i in pick])
+            if np.ptp(sample[:, 0]) == 0 or np.ptp(sample[:, 1]) == 0:
+                degenerate += 1
+                continue
+            for m in methods:
+                boots[m].append(correlation(sample[:, 0], sample[:, 1], m))
+    alpha = (1.0 - confidence) / 2.0
+    result = []
+    for m in methods:
+        vals = np.asarray(boots[m])
+        vals = vals[np.isfinite(vals)]
+        lo, hi = (np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (np.nan, np.nan))
+        result.append(
+            Correlation(predictor, measured, m, point[m], float(lo), float(hi), n_models, n_rows,
+                        n_boot if n_models >= 3 else 0, degenerate)
+        )
+    return result
+
+
+def _resampled_mean(group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return group[rng.integers(0, len(group), size=len(group))].mean(axis=0)
+
+
+def correlations_frame(results: Sequence[Correlation]) -> pd.DataFrame:
+    """The correlations as a DataFrame, one row per (predictor, measured, method)."""
+    return pd.DataFrame([r.to_dict() for r in results])

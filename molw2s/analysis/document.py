@@ -1,0 +1,95 @@
+"""A tiny document model rendered to both Markdown and HTML, so the report is written
+once and the two formats cannot drift apart."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Document:
+    """An ordered list of blocks: headings, paragraphs, tables and images."""
+
+    title: str
+    blocks: list[tuple[str, object]] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        """Add a section heading (level 2 or deeper; level 1 is the title)."""
+        self.blocks.append(("heading", (level, text)))
+
+    def paragraph(self, text: str) -> None:
+        """Add a paragraph of plain text (inline `code` and **bold** kept in Markdown)."""
+        self.blocks.append(("paragraph", text))
+
+    def table(self, frame: pd.DataFrame, floatfmt: str = "{:.3g}") -> None:
+        """Add a table; floats formatted with ``floatfmt``."""
+        self.blocks.append(("table", (frame, floatfmt)))
+
+    def image(self, path: str, caption: str) -> None:
+        """Add an image by a path relative to the report."""
+        self.blocks.append(("image", (path, caption)))
+
+    def to_markdown(self) -> str:
+        """Render as GitHub-flavoured Markdown."""
+        out = [f"# {self.title}", ""]
+        for kind, payload in self.blocks:
+            if kind == "heading":
+                level, text = payload  # type: ignore[misc]
+                out += ["#" * level + " " + text, ""]
+            elif kind == "paragraph":
+                out += [str(payload), ""]
+            elif kind == "table":
+                frame, fmt = payload  # type: ignore[misc]
+                cells = _formatted(frame, fmt)
+                out.append("| " + " | ".join(map(str, frame.columns)) + " |")
+                out.append("|" + "---|" * len(frame.columns))
+                out += ["| " + " | ".join(row) + " |" for row in cells]
+                out.append("")
+            elif kind == "image":
+                path, caption = payload  # type: ignore[misc]
+                out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        """Render as a standalone HTML page."""
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for kind, payload in self.blocks:
+            if kind == "heading":
+                level, text = payload  # type: ignore[misc]
+                body.append(f"<h{level}>{html.escape(text)}</h{level}>")
+            elif kind == "paragraph":
+                body.append(f"<p>{html.escape(str(payload))}</p>")
+            elif kind == "table":
+                frame, fmt = payload  # type: ignore[misc]
+                head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+                rows = "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    for row in _formatted(frame, fmt)
+                )
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif kind == "image":
+                path, caption = payload  # type: ignore[misc]
+                body.append(
+                    f'<figure><img src="{html.escape(path)}" alt="{html.escape(caption)}">'
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+            "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+            "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+            "img{max-width:100%}figcaption{font-style:italic;font-size:0.9em}"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
+
+
+def _formatted(frame: pd.DataFrame, fmt: str) -> list[list[str]]:
+    rows = []
+    for record in frame.itertuples(index=False):
+        rows.append([fmt.format(v) if isinstance(v, float) else str(v) for v in record])
+    return rows

@@ -1,0 +1,104 @@
+"""Figures of the evaluation: predictor against measured W2S quantity, the theory check
+(PredGap_hat against measured PredGap), and PGR per weak model. PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from molw2s.analysis.correlations import correlation  # noqa: E402
+from molw2s.io import atomic_path  # noqa: E402
+
+LABELS = {
+    "M": "M = ||P_s (I - P_w)||_op",
+    "M_F": "M_F = ||P_s (I - P_w)||_F^2",
+    "predgap_hat": "PredGap_hat",
+    "predgap": "measured PredGap",
+    "err_w2s": "Err_w2s (test MSE)",
+    "err_w": "Err_w (test MSE)",
+    "pgr": "PGR",
+    "gain": "Gain = Err_w - Err_w2s",
+    "misfit": "Misfit",
+    "cka": "linear CKA",
+}
+
+
+def _label(col: str) -> str:
+    return LABELS.get(col, col)
+
+
+def _model_means(table: pd.DataFrame, cols: list[str], model_col: str) -> pd.DataFrame:
+    return table.groupby(model_col, sort=True)[cols].agg(["mean", "std"])
+
+
+def predictor_scatter(
+    table: pd.DataFrame, predictor: str, measured: str, *, model_col: str = "weak", title: str = ""
+) -> Figure:
+    """Seed-mean predictor against seed-mean measured value per weak model (error bars:
+    std over seeds), the least-squares trend line, and Spearman rho in the title."""
+    stats = _model_means(table, [predictor, measured], model_col)
+    x, y = stats[(predictor, "mean")].to_numpy(), stats[(measured, "mean")].to_numpy()
+    xerr, yerr = stats[(predictor, "std")].fillna(0).to_numpy(), stats[(measured, "std")].fillna(0).to_numpy()
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=5, capsize=2, alpha=0.85)
+    for name, xi, yi in zip(stats.index, x, y):
+        ax.annotate(str(name), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if len(x) >= 2 and np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        grid = np.linspace(x.min(), x.max(), 50)
+        ax.plot(grid, slope * grid + intercept, "--", color="tab:red", lw=1.2, label="least-squares trend")
+        ax.legend(loc="best", fontsize=8)
+    rho = correlation(x, y, "spearman") if len(x) >= 2 else float("nan")
+    ax.set_xlabel(_label(predictor))
+    ax.set_ylabel(_label(measured))
+    ax.set_title(f"{title}  Spearman rho = {rho:.2f} (n = {len(x)} weak models)".strip(), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def theory_check_scatter(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """PredGap_hat against measured PredGap, every cell, with the line y = x."""
+    x, y = table["predgap_hat"].to_numpy(float), table["predgap"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(5.0, 5.0))
+    ax.scatter(x, y, s=14, alpha=0.7)
+    hi = float(np.nanmax(np.concatenate([x, y]))) if len(x) else 1.0
+    ax.plot([0, hi], [0, hi], "k--", lw=1, label="y = x")
+    ax.set_xlabel(_label("predgap_hat"))
+    ax.set_ylabel(_label("predgap"))
+    rho = correlation(x, y, "spearman") if len(x) >= 2 else float("nan")
+    ax.set_title(f"{title}  Spearman rho = {rho:.2f}".strip(), fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pgr_bars(table: pd.DataFrame, *, model_col: str = "weak", title: str = "") -> Figure:
+    """PGR per weak model: mean over seeds with std error bars, sorted by mean M."""
+    stats = _model_means(table, ["pgr", "M"], model_col).sort_values(("M", "mean"))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(stats) + 2), 4.0))
+    ax.bar(range(len(stats)), stats[("pgr", "mean")], yerr=stats[("pgr", "std")].fillna(0), capsize=2)
+    ax.set_xticks(range(len(stats)), [str(i) for i in stats.index], rotation=45, ha="right", fontsize=8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("PGR (mean over seeds)")
+    ax.set_title(f"{title}  weak models ordered by M".strip(), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` atomically, close it, return the paths."""
+    paths = []
+    for fmt in formats:
+        target = Path(f"{stem}.{fmt}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120)
+        paths.append(target)
+    plt.close(fig)
+    return paths

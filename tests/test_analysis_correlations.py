@@ -1,0 +1,68 @@
+"""Correlations and the two-stage bootstrap used by the evaluation report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
+
+
+def _table(n_models: int, n_seeds: int, slope: float, noise: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_models):
+        m = i / n_models
+        for s in range(n_seeds):
+            rows.append({"weak": f"w{i:02d}", "seed": s, "M": m + 0.01 * rng.normal(),
+                         "err_w2s": slope * m + noise * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_correlation_matches_scipy_and_handles_constants():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    assert correlation(x, y, "spearman") == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert correlation(x, y, "kendall") == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert correlation(x, y, "pearson") == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert np.isnan(correlation(np.ones(5), y[:5], "pearson"))
+    with pytest.raises(ValueError, match="unknown correlation"):
+        correlation(x, y, "cosine")
+
+
+def test_point_estimate_uses_seed_means():
+    table = _table(8, 3, slope=1.0, noise=0.05)
+    res = {(r.predictor, r.method): r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=200)}
+    means = table.groupby("weak")[["M", "err_w2s"]].mean()
+    expected = stats.spearmanr(means["M"], means["err_w2s"]).statistic
+    assert res[("M", "spearman")].value == pytest.approx(expected)
+    assert res[("M", "spearman")].n_models == 8 and res[("M", "spearman")].n_rows == 24
+
+
+def test_strong_relation_gives_tight_positive_interval():
+    table = _table(10, 3, slope=1.0, noise=0.02)
+    res = [r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=500) if r.method == "spearman"][0]
+    assert res.value > 0.95
+    assert 0.7 < res.ci_low <= res.value <= res.ci_high <= 1.0
+
+
+def test_no_relation_gives_interval_covering_zero():
+    table = _table(12, 3, slope=0.0, noise=1.0, seed=3)
+    for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=500):
+        assert r.ci_low < 0 < r.ci_high
+
+
+def test_bootstrap_is_deterministic_and_frame_shape():
+    table = _table(6, 2, slope=1.0, noise=0.3)
+    a = bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=100, seed=5)
+    b = bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=100, seed=5)
+    assert a == b
+    frame = correlations_frame(a)
+    assert list(frame["method"]) == ["spearman", "kendall", "pearson"]
+
+
+def test_missing_column_is_named():
+    with pytest.raises(KeyError, match="PredGap"):
+        bootstrap_correlations(_table(4, 1, 1.0, 0.1), ["PredGap"], ["err_w2s"])
