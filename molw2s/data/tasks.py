@@ -1,0 +1,247 @@
+"""Labelled regression tasks: ESOL, FreeSolv, Lipop (either file layout), demo tasks, any CSV.
+
+Rows are 0-based data rows of the source file (file line = row + 2 for a CSV with a
+header). ``Task.row_index[i]`` is the file row of molecule ``i``, so split files, which
+index file rows, map onto task positions with :func:`molw2s.data.splits.to_positions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
+from molw2s.chem.standardize import StandardizeOptions
+from molw2s.data.curation import (
+    BadLabel,
+    BadLabelPolicy,
+    DuplicatePolicy,
+    apply_duplicate_policy,
+    duplicate_groups,
+    parse_labels,
+)
+from molw2s.data.download import DownloadError
+from molw2s.data.locate import find_file, not_found_error, search_dirs
+from molw2s.data.registry import (
+    DEMO_TASKS,
+    TASK_SOURCES,
+    TASK_SUBDIR,
+    TaskSource,
+    lookup_name,
+    resolve_name,
+    task_aliases,
+    task_names,
+)
+from molw2s.data.tables import is_csv, read_csv_columns, read_header
+from molw2s.errors import DataError
+
+
+@dataclass
+class Task:
+    """Valid molecules of a task (canonical SMILES), labels, and what was excluded."""
+
+    name: str
+    smiles: list[str]
+    y: np.ndarray
+    source: Path
+    row_index: np.ndarray
+    n_rows: int
+    smiles_col: str
+    label_col: str
+    description: str = ""
+    invalid: list[InvalidSmiles] = field(default_factory=list)
+    bad_labels: list[BadLabel] = field(default_factory=list)
+    duplicates: list[np.ndarray] = field(default_factory=list)
+    duplicate_policy: str = "keep"
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    def report(self, max_examples: int = 3) -> str:
+        """Rows read, molecules kept, and every exclusion (with examples)."""
+        lines = [
+            f"task {self.name}: {len(self)} molecules kept of {self.n_rows} rows in {self.source}",
+            format_invalid(self.invalid, self.n_rows, max_examples=max_examples),
+        ]
+        if self.bad_labels:
+            lines.append(f"{len(self.bad_labels)} bad label(s) in column {self.label_col!r} (rows excluded):")
+            lines += [f"  {b}" for b in self.bad_labels[:max_examples]]
+        if self.duplicates:
+            lines.append(
+                f"{len(self.duplicates)} molecule(s) appear more than once (policy {self.duplicate_policy!r});"
+                f" e.g. rows {', '.join(str(g.tolist()) for g in self.duplicates[:max_examples])}"
+            )
+        return "\n".join(lines)
+
+
+def list_tasks() -> list[str]:
+    """Task names :func:`load_task` accepts; a path to a ``.csv`` / ``.csv.gz`` file works too."""
+    return [*task_names(), "csv"]
+
+
+def load_task(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    smiles_col: str | None = None,
+    label_col: str | None = None,
+    download: bool = True,
+    standardize: StandardizeOptions | None = None,
+    strict: bool = False,
+    duplicates: DuplicatePolicy = "keep",
+    bad_labels: BadLabelPolicy = "error",
+) -> Task:
+    """Load a task by name (``ESOL``, ``FreeSolv``, ``Lipop``, ``nci_logp`` ...) or CSV path.
+
+    Invalid SMILES are excluded and listed in ``Task.invalid`` (``strict`` raises instead).
+    A label that is not a finite number raises :class:`DataError` naming file, row and
+    column (``bad_labels="drop"`` excludes and lists it instead). Duplicate molecules
+    (same canonical SMILES) are listed and handled by ``duplicates``.
+    """
+    key = lookup_name(name, task_names(), task_aliases())
+    path = Path(name).expanduser()
+    if key is None and (path.is_file() or is_csv(path)):
+        if not path.is_file():
+            raise DataError("file not found", path=path)
+        header = read_header(path)
+        smiles_col = smiles_col or _guess_smiles_col(header, path)
+        label_col = label_col or _guess_label_col(header, smiles_col, path)
+        return _from_file(path.name, path, "", smiles_col, label_col, standardize, strict, duplicates, bad_labels)
+    key = key or resolve_name(name, task_names(), task_aliases(), "task")
+    if key in DEMO_TASKS:
+        return _demo_task(key, standardize, strict, duplicates)
+    source = TASK_SOURCES[key]
+    path = find_task_file(source, data_dir, download)
+    return _from_file(
+        key,
+        path,
+        source.description,
+        smiles_col or source.smiles_col,
+        label_col or source.label_col,
+        standardize,
+        strict,
+        duplicates,
+        bad_labels,
+    )
+
+
+def find_task_file(source: TaskSource, data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """The task's file in either layout; downloaded from MoleculeNet into the cache when allowed."""
+    from molw2s.data.store import fetch_task
+
+    dirs = search_dirs(data_dir, TASK_SUBDIR)
+    found = find_file(source.filenames, dirs)
+    if found is not None:
+        return found
+    if not download:
+        raise not_found_error(source.name, source.filenames, dirs, "downloads are disabled")
+    try:
+        return fetch_task(source.name)
+    except DownloadError as exc:
+        raise not_found_error(source.name, source.filenames, dirs, str(exc)) from exc
+
+
+def _from_file(
+    name: str,
+    path: Path,
+    description: str,
+    smiles_col: str,
+    label_col: str,
+    standardize: StandardizeOptions | None,
+    strict: bool,
+    duplicates: DuplicatePolicy,
+    bad_label_policy: BadLabelPolicy,
+) -> Task:
+    table = read_csv_columns(path, [smiles_col, label_col])
+    lines = table.lines
+    parsed = parse_smiles(table.values[smiles_col], standardize=standardize, source=str(path))
+    invalid = [replace(item, line=lines[item.row]) for item in parsed.invalid]
+    if strict and invalid:
+        raise DataError(f"strict mode: {format_invalid(invalid, len(table))}", path=path, column=smiles_col)
+    y_all, bad = parse_labels(table.values[label_col])
+    bad = [replace(item, line=lines[item.row]) for item in bad]
+    if bad and bad_label_policy == "error":
+        first = bad[0]
+        more = f" ({len(bad) - 1} more bad label(s); bad_labels='drop' excludes them)" if len(bad) > 1 else ""
+        raise DataError(
+            f"line {first.line}: label {first.value!r} is {first.reason}{more}",
+            path=path,
+            row=first.row,
+            column=label_col,
+        )
+    finite = np.isfinite(y_all[parsed.index])
+    rows = parsed.index[finite]
+    task = Task(
+        name=name,
+        smiles=[s for s, ok in zip(parsed.smiles, finite) if ok],
+        y=y_all[rows],
+        source=path,
+        row_index=rows,
+        n_rows=len(table),
+        smiles_col=smiles_col,
+        label_col=label_col,
+        description=description,
+        invalid=invalid,
+        bad_labels=bad,
+    )
+    return _resolve_duplicates(task, duplicates)
+
+
+def _demo_task(
+    key: str, standardize: StandardizeOptions | None, strict: bool, duplicates: DuplicatePolicy
+) -> Task:
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    from molw2s.data.corpora import load_corpus
+
+    descriptor, description = DEMO_TASKS[key]
+    corpus = load_corpus("nci5k", standardize=standardize, strict=strict)
+    fn = getattr(Descriptors, descriptor)
+    task = Task(
+        name=key,
+        smiles=corpus.smiles,
+        y=np.array([fn(Chem.MolFromSmiles(s)) for s in corpus.smiles], dtype=np.float64),
+        source=corpus.source,
+        row_index=corpus.rows,
+        n_rows=corpus.n_total,
+        smiles_col="smiles",
+        label_col=descriptor,
+        description=description,
+        invalid=corpus.invalid,
+    )
+    return _resolve_duplicates(task, duplicates)
+
+
+def _resolve_duplicates(task: Task, policy: DuplicatePolicy) -> Task:
+    """Record duplicate groups (as file rows) and apply the duplicate policy."""
+    groups = duplicate_groups(task.smiles)
+    described = [f"rows {task.row_index[g].tolist()}: {task.smiles[g[0]]}" for g in groups]
+    try:
+        keep, y = apply_duplicate_policy(task.y, groups, policy, describe=described)
+    except DataError as exc:
+        raise DataError(str(exc), path=task.source) from None
+    return replace(
+        task,
+        smiles=[task.smiles[i] for i in keep],
+        y=y,
+        row_index=task.row_index[keep].astype(np.int64),
+        duplicates=[task.row_index[g] for g in groups],
+        duplicate_policy=policy,
+    )
+
+
+def _guess_smiles_col(header: list[str], path: Path) -> str:
+    for col in header:
+        if col.lower() == "smiles":
+            return col
+    raise DataError(f"no 'smiles' column; pass smiles_col (the file has columns {header})", path=path)
+
+
+def _guess_label_col(header: list[str], smiles_col: str, path: Path) -> str:
+    others = [c for c in header if c != smiles_col]
+    if len(others) == 1:
+        return others[0]
+    raise DataError(f"pass label_col: which column is the label? the file has columns {header}", path=path)
