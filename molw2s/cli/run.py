@@ -1,0 +1,43 @@
+"""``molw2s run CONFIG``: the end-to-end experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``run`` command to ``app``."""
+    app.command("run")(run)
+
+
+def run(
+    config: Path = typer.Argument(..., help="Experiment YAML, e.g. configs/quickstart.yaml."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. splits.seeds=[0] w2s.head.beta=0.1"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the task files (overrides data_dir)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Pretrain (or reuse) the family, embed, run every W2S cell, evaluate and write the report.
+
+    Rerunning the same command skips finished work: an interrupted run resumes.
+    """
+    from rich.console import Console
+
+    from molw2s.experiment.config import load_experiment_config
+    from molw2s.experiment.runner import run_experiment
+
+    extra = list(overrides or [])
+    if data_dir is not None:
+        extra.append(f"data_dir={data_dir}")
+    if run_dir is not None:
+        extra.append(f"run_dir={run_dir}")
+    cfg = load_experiment_config(config, extra)
+    results = run_experiment(cfg, progress=progress)
+    console = Console()
+    out = cfg.resolved_run_dir() / "report"
+    for task, res in results["tasks"].items():
+        console.print(f"[bold]{task}[/bold]: {res['interpretation']}", highlight=False)
+    console.print(f"\nreport: {out / 'report.md'} (and report.html, results.json, CSV tables, figures/)")

@@ -1,0 +1,95 @@
+"""``molw2s run``: pretrain the family (or reuse it), embed, sweep, evaluate.
+
+Every stage is cached (checkpoints with completion markers, embeddings by content hash,
+one JSON per W2S cell), so an interrupted run resumes where it stopped when rerun.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from molw2s.errors import ConfigError
+from molw2s.experiment.config import ExperimentConfig
+from molw2s.experiment.evaluate import evaluate
+from molw2s.experiment.sweep import make_splits, sweep_task
+from molw2s.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def family_run_dir(config: ExperimentConfig) -> Path:
+    """Where the family's checkpoints live: ``family_run_dir`` or ``<run_dir>/models``."""
+    return config.family_run_dir or config.resolved_run_dir() / "models"
+
+
+def resolve_encoders(config: ExperimentConfig) -> dict[str, str]:
+    """Encoder spec per model name: family members become ``bert:<checkpoint dir>``,
+    other names must be featuriser specs; checked before any heavy work starts."""
+    from molw2s.encoders.embed import parse_encoder_spec
+
+    members: dict[str, Path] = {}
+    if config.family is not None:
+        from molw2s.encoders.config import load_family_config
+        from molw2s.encoders.family import family_models
+
+        members = family_models(load_family_config(config.family), family_run_dir(config))
+    specs = {}
+    for name in [config.strong, *config.weak]:
+        if name in members:
+            specs[name] = f"bert:{members[name]}"
+            continue
+        try:
+            parse_encoder_spec(name)
+        except ConfigError as exc:
+            known = f"; family members: {', '.join(members)}" if members else "; no family is configured"
+            raise ConfigError(f"model {name!r} is neither a family member nor a featuriser ({exc}){known}") from None
+        specs[name] = name
+    return specs
+
+
+def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
+    """Train the family members the experiment uses that are not finished yet."""
+    if config.family is None:
+        return
+    from molw2s.encoders.config import load_family_config
+    from molw2s.encoders.family import pretrain_family
+
+    family = load_family_config(config.family)
+    used = {m.name for m in family.members for n in [config.strong, *config.weak] if n.split("@")[0] == m.name}
+    result = pretrain_family(family, family_run_dir(config), members=sorted(used), data_dir=config.corpus_dir,
+                             progress=progress)
+    for row in result.rows:
+        log.info("%s (%s): %s", row.name, row.status, row.metrics)
+
+
+def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run the whole experiment and write ``<run_dir>/report``; return results.json's content."""
+    from molw2s.data.tasks import load_task
+    from molw2s.encoders.embed import embed_task
+
+    run_dir = config.resolved_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    specs = resolve_encoders(config)
+    pretrain_if_needed(config, progress=progress)
+    rows: list[dict[str, Any]] = []
+    data_report = []
+    for task_name in config.tasks:
+        task = load_task(task_name, data_dir=config.data_dir)
+        data_report.append(task.report())
+        reps = {
+            name: embed_task(spec, task, pooling=config.embedding.pooling, layer=config.embedding.layer,
+                             batch_size=config.embedding.batch_size, progress=progress)
+            for name, spec in specs.items()
+        }
+        splits = make_splits(task, config.splits, config.w2s, config.data_dir)
+        dropped = sum(s.n_dropped for s in splits)
+        if dropped:
+            data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")
+        rows += sweep_task(task.name, task.y, reps, splits, config, run_dir / "cells", progress=progress)
+    write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
+    return evaluate(rows, config, run_dir / "report")

@@ -1,0 +1,88 @@
+"""``molw2s run`` end to end with a tiny family: pretrain, embed, sweep, evaluate, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import molw2s.experiment.sweep as sweep_module
+from molw2s.cli import app
+from molw2s.errors import ConfigError
+from molw2s.experiment.config import load_experiment_config
+from molw2s.experiment.runner import resolve_encoders, run_experiment
+
+FAMILY = {
+    "name": "tiny",
+    "strong": "big",
+    "data": {"corpus": "nci5k", "n_molecules": 150, "val_fraction": 0.2, "descriptor_jobs": 1},
+    "train": {"batch_size": 8, "warmup_steps": 2, "checkpoint_every": 10, "eval_every": 10, "num_threads": 1},
+    "members": [
+        {"name": "small", "model": {"num_layers": 1, "hidden_size": 8, "num_heads": 2, "intermediate_size": 16},
+         "steps": 10, "snapshots": [5]},
+        {"name": "big", "model": {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32},
+         "steps": 15},
+    ],
+}
+
+
+@pytest.fixture()
+def experiment_yaml(tmp_path):
+    (tmp_path / "family.yaml").write_text(yaml.safe_dump(FAMILY))
+    config = {
+        "name": "tiny_run", "family": "family.yaml", "run_dir": str(tmp_path / "run"),
+        "strong": "big", "weak": ["small@5", "small", "maccs"], "tasks": ["nci_tpsa"],
+        "splits": {"kind": "random", "seeds": [0, 1]}, "evaluation": {"n_boot": 50},
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, monkeypatch):
+    config = load_experiment_config(experiment_yaml)
+    calls = {"n": 0}
+    real_run_cell = sweep_module.run_cell
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
+        return real_run_cell(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_cell", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, progress=False)
+    cells_dir = tmp_path / "run" / "cells"
+    assert len(list(cells_dir.glob("*.json"))) == 3
+    for member in ("small", "big"):
+        assert (tmp_path / "run" / "models" / member / "final" / "model.safetensors").is_file()
+
+    calls["n"] = -100  # no more interruptions; count how many cells are computed on resume
+    results = run_experiment(config, progress=False)
+    assert calls["n"] == -100 + 3  # only the 3 missing cells of 6 were computed
+    task = results["tasks"]["nci_tpsa"]
+    assert task["n_cells"] == 6
+    assert {r["weak"] for r in task["weak_models"]} == {"small@5", "small", "maccs"}
+    assert 0.0 <= min(r["M"] for r in task["weak_models"]) <= max(r["M"] for r in task["weak_models"]) <= 1.0
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "Task nci_tpsa" in report and "Spearman" in report
+    cells = [json.loads(p.read_text()) for p in cells_dir.glob("*.json")]
+    assert all(c["scale"] == "trace" and c["rule"] == "flat_tail" for c in cells)
+
+
+def test_unknown_model_name_fails_before_any_work(experiment_yaml, tmp_path):
+    config = load_experiment_config(experiment_yaml, ["weak=[small,ecfp4-1024,not_a_model]"])
+    with pytest.raises(ConfigError, match="not_a_model.*family members: .*small@5"):
+        resolve_encoders(config)
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_cli_run_reports_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstrong: maccs\nweak: [ecfp4-1024, ecfp2-512]\ntasks: [nci_logp]\nsplit: {}\n")
+    result = CliRunner().invoke(app, ["run", str(bad)])
+    assert result.exit_code != 0
+    assert "unknown key 'split'" in str(result.exception) and "splits" in str(result.exception)
