@@ -1,0 +1,45 @@
+"""Reading user arrays from ``.npy`` / ``.npz`` files, never unpickling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from molw2s.errors import DataError, DataNotFoundError
+
+
+def load_array(spec: str | Path, what: str = "array") -> np.ndarray:
+    """The array in ``spec``: ``file.npy``, ``file.npz`` holding one array, or
+    ``file.npz:key`` naming one of several. Errors name the file and what was expected."""
+    text, key = str(spec), None
+    head, sep, tail = text.rpartition(":")
+    if sep and head.endswith((".npy", ".npz")):
+        text, key = head, tail
+    path = Path(text)
+    if not path.is_file():
+        raise DataNotFoundError(f"{what} file not found: {path}")
+    if path.suffix not in (".npy", ".npz"):
+        raise DataError(f"{what} must be a .npy or .npz file", path=path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"cannot read {what} without unpickling Python objects ({exc})", path=path) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {what}: {exc}", path=path) from exc
+    if isinstance(loaded, np.ndarray):
+        if key is not None:
+            raise DataError(f"a key ({key!r}) was given but the file is a single .npy array", path=path)
+        return loaded
+    with loaded:
+        keys = list(loaded.files)
+        if key is None:
+            if len(keys) != 1:
+                raise DataError(f"holds {len(keys)} arrays {keys}; name one as {path}:KEY", path=path)
+            key = keys[0]
+        if key not in keys:
+            raise DataError(f"has no array {key!r}; it holds {keys}", path=path)
+        try:
+            return loaded[key]
+        except ValueError as exc:
+            raise DataError(f"cannot read {what} {key!r} without unpickling ({exc})", path=path) from exc

@@ -1,0 +1,246 @@
+"""Linear heads on frozen representations (theory.md section 1).
+
+Both solvers minimise the same objective on centered (optionally trace-scaled) features
+Z and standardised labels t:
+
+    (1/n) sum_i (z_i^T theta + b - t_i)^2 + beta * ||theta||^2      (b not penalised)
+
+``RidgeHead`` solves it in closed form, ``SGDHead`` runs the paper's minibatch SGD with
+torch weight decay ``wd`` (beta = wd / 2). Predictions are mapped back to the labels'
+original units. The sklearn equivalent of ``RidgeHead(beta)`` is
+``sklearn.linear_model.Ridge(alpha=n * beta)`` on the same (scaled) features.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import numpy as np
+import scipy.linalg
+from pydantic import Field
+
+from molw2s.config import StrictModel
+from molw2s.errors import ConfigError, MolW2SError
+from molw2s.w2s.features import FeatureScaling, Scale, check_scale, fit_scaling
+from molw2s.w2s.validation import as_matrix, as_vector, check_beta
+
+log = logging.getLogger(__name__)
+
+Solver = Literal["ridge", "sgd"]
+
+#: default ridge coefficient: the paper's SGD weight decay 0.1 divided by 2, so that the
+#: two solvers' defaults solve the same objective
+DEFAULT_BETA = 0.05
+
+
+def ridge_coefficients(Z: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
+    """argmin_theta (1/n)||Z theta - t||^2 + beta ||theta||^2 for centered Z and t.
+
+    Solves the d x d primal system when d <= n, else the n x n dual one (Cholesky).
+    """
+    n, d = Z.shape
+    if d <= n:
+        gram = Z.T @ Z
+        gram[np.diag_indices_from(gram)] += n * beta
+        return scipy.linalg.solve(gram, Z.T @ t, assume_a="pos")
+    kernel = Z @ Z.T
+    kernel[np.diag_indices_from(kernel)] += n * beta
+    return Z.T @ scipy.linalg.solve(kernel, t, assume_a="pos")
+
+
+class LinearHead(ABC):
+    """A linear head with sklearn-style ``fit`` / ``predict``.
+
+    After ``fit``: ``coef_`` and ``intercept_`` in original units (``predict(H) = H @
+    coef_ + intercept_``), ``scaling_`` (training means and scale factor), ``label_mean_``
+    and ``label_std_`` (the label standardisation used for fitting).
+    """
+
+    def __init__(self, scale: Scale = "none") -> None:
+        self.scale: Scale = check_scale(scale)
+        self.coef_: np.ndarray | None = None
+        self.intercept_: float = 0.0
+        self.scaling_: FeatureScaling | None = None
+        self.label_mean_: float = 0.0
+        self.label_std_: float = 1.0
+
+    @property
+    @abstractmethod
+    def beta(self) -> float:
+        """The ridge coefficient of the objective this head minimises."""
+
+    @property
+    @abstractmethod
+    def solver(self) -> Solver:
+        """``"ridge"`` or ``"sgd"``."""
+
+    @abstractmethod
+    def _solve(self, Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+        """(theta, b) minimising the objective on centered features Z, labels t."""
+
+    def fit(
+        self,
+        H: np.ndarray,
+        y: np.ndarray,
+        *,
+        label_mean: float | None = None,
+        label_std: float | None = None,
+    ) -> LinearHead:
+        """Fit on representations ``H`` (n, d) and labels ``y`` (n,).
+
+        Labels are standardised with ``label_mean`` / ``label_std`` when given (the W2S
+        protocol passes D_w's), else with their own mean and std; a constant label
+        vector is standardised with std 1.
+        """
+        H = as_matrix(H, "representation", min_rows=2)
+        y = as_vector(y, "labels", n_rows=H.shape[0])
+        mu = float(y.mean()) if label_mean is None else float(label_mean)
+        sd = float(y.std()) if label_std is None else float(label_std)
+        if not np.isfinite(mu) or not np.isfinite(sd) or sd < 0:
+            raise ConfigError(f"label standardisation needs a finite mean and std >= 0, got {mu}, {sd}")
+        if sd == 0.0:
+            log.info("labels are constant; standardising with std 1")
+            sd = 1.0
+        scaling = fit_scaling(H, self.scale)
+        theta, b = self._solve(scaling.transform(H), (y - mu) / sd)
+        self.scaling_, self.label_mean_, self.label_std_ = scaling, mu, sd
+        self.coef_ = sd * theta / scaling.factor
+        self.intercept_ = float(mu + sd * b - scaling.mean @ self.coef_)
+        return self
+
+    def predict(self, H: np.ndarray) -> np.ndarray:
+        """Predictions in the labels' original units."""
+        if self.coef_ is None:
+            raise MolW2SError(f"{type(self).__name__} is not fitted yet; call fit(H, y) first")
+        H = as_matrix(H, "representation")
+        if H.shape[1] != self.coef_.shape[0]:
+            raise MolW2SError(
+                f"representation has {H.shape[1]} features but the head was fitted on {self.coef_.shape[0]}"
+            )
+        return H @ self.coef_ + self.intercept_
+
+
+class RidgeHead(LinearHead):
+    """Closed-form ridge: exact, fast; the default for sweeps."""
+
+    def __init__(self, beta: float = DEFAULT_BETA, scale: Scale = "none") -> None:
+        super().__init__(scale)
+        self._beta = check_beta(beta)
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @property
+    def solver(self) -> Solver:
+        return "ridge"
+
+    def _solve(self, Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+        b = float(t.mean())
+        return ridge_coefficients(Z, t - b, self._beta), b
+
+
+class SGDHead(LinearHead):
+    """The paper's procedure: minibatch SGD on the MSE with torch weight decay.
+
+    Zero initialisation; a seeded shuffle every epoch; weight decay on the weights only
+    (the bias is unpenalised, as in the ridge objective); float32.
+    """
+
+    def __init__(
+        self,
+        weight_decay: float = 0.1,
+        lr: float = 1e-3,
+        batch_size: int = 1024,
+        epochs: int = 2000,
+        seed: int = 0,
+        device: str = "cpu",
+        scale: Scale = "none",
+        progress: bool = False,
+    ) -> None:
+        super().__init__(scale)
+        self.weight_decay = check_beta(weight_decay, "weight_decay", allow_zero=True)
+        self.lr = check_beta(lr, "lr")
+        if batch_size < 1 or epochs < 1:
+            raise ConfigError(f"batch_size and epochs must be >= 1, got {batch_size} and {epochs}")
+        self.batch_size, self.epochs, self.seed = int(batch_size), int(epochs), int(seed)
+        self.device, self.progress = device, progress
+
+    @property
+    def beta(self) -> float:
+        return self.weight_decay / 2.0
+
+    @property
+    def solver(self) -> Solver:
+        return "sgd"
+
+    def _solve(self, Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+        import torch
+        from tqdm.auto import trange
+
+        device = torch.device(self.device)
+        gen = torch.Generator().manual_seed(self.seed)
+        X = torch.as_tensor(Z, dtype=torch.float32, device=device)
+        Y = torch.as_tensor(t, dtype=torch.float32, device=device)
+        w = torch.zeros(X.shape[1], device=device, requires_grad=True)
+        b = torch.zeros((), device=device, requires_grad=True)
+        opt = torch.optim.SGD(
+            [{"params": [w], "weight_decay": self.weight_decay}, {"params": [b], "weight_decay": 0.0}], lr=self.lr
+        )
+        n = X.shape[0]
+        for epoch in trange(self.epochs, desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
+            order = torch.randperm(n, generator=gen).to(device)
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = torch.mean((X[idx] @ w + b - Y[idx]) ** 2)
+                loss.backward()
+                opt.step()
+            if not bool(torch.isfinite(w).all()):
+                raise MolW2SError(f"SGD diverged at epoch {epoch} (lr={self.lr}); lower lr or use scale='trace'")
+        return w.detach().cpu().double().numpy(), float(b.detach().cpu())
+
+
+def make_head(solver: Solver, **kwargs: object) -> LinearHead:
+    """A head by solver name. For ``"sgd"``, ``beta=B`` may be given instead of
+    ``weight_decay=2*B``."""
+    if solver == "ridge":
+        return RidgeHead(**kwargs)  # type: ignore[arg-type]
+    if solver == "sgd":
+        if "beta" in kwargs:
+            if "weight_decay" in kwargs:
+                raise ConfigError("give either beta or weight_decay for the sgd head, not both")
+            kwargs["weight_decay"] = 2.0 * float(kwargs.pop("beta"))  # type: ignore[arg-type]
+        return SGDHead(**kwargs)  # type: ignore[arg-type]
+    raise ConfigError(f"solver must be 'ridge' or 'sgd', got {solver!r}")
+
+
+class HeadConfig(StrictModel):
+    """Settings of one linear head. ``beta`` is the ridge coefficient for both solvers
+    (SGD runs with weight decay 2 * beta); the SGD-only keys are ignored by ridge."""
+
+    solver: Solver = "ridge"
+    beta: float = Field(DEFAULT_BETA, gt=0)
+    scale: Scale = "none"
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(1024, ge=1)
+    epochs: int = Field(2000, ge=1)
+    seed: int = 0
+    device: str = "cpu"
+
+    def build(self, *, progress: bool = False) -> LinearHead:
+        """A fresh, unfitted head with these settings."""
+        if self.solver == "ridge":
+            return RidgeHead(beta=self.beta, scale=self.scale)
+        return SGDHead(
+            weight_decay=2.0 * self.beta,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            seed=self.seed,
+            device=self.device,
+            scale=self.scale,
+            progress=progress,
+        )
