@@ -1,0 +1,189 @@
+"""Pretraining throughput: our loop against a plain HF ``BertForMaskedLM`` loop, same run.
+
+Both train the same encoder shape on the same MOSES molecules with the same batch size,
+AdamW and gradient clipping. The baseline is the textbook loop: random batches padded to
+the fixed maximum length (128), ``DataCollatorForLanguageModeling`` masking, MLM logits
+over every position. Ours: length-bucketed batches with dynamic padding and MLM logits at
+masked positions only (``train_step`` of the real trainer). A third row, dynamic padding
+without bucketing, separates the two effects. Throughput counts real (non-pad) tokens.
+
+    python benchmarks/bench_pretrain.py                        # CPU, the local strong model
+    python benchmarks/bench_pretrain.py --size paper --batch-size 256 --steps 50  # on a GPU
+
+On CUDA it also reports model FLOPs utilisation (MFU): useful FLOPs per step,
+sum_i (6 N l_i + 12 L H l_i^2) over the real lengths l_i (N: encoder parameters outside
+the embeddings), divided by time and the GPU's dense bf16 peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from molw2s.encoders.config import DataConfig, MemberConfig, ModelSizeConfig, TrainConfig
+from molw2s.encoders.data import PretrainingData, prepare_pretraining_data
+from molw2s.encoders.distributed import resolve_device
+from molw2s.encoders.trainer import MemberTrainer
+
+SIZES = {
+    "quickstart": ModelSizeConfig(num_layers=4, hidden_size=128, num_heads=4, intermediate_size=512),
+    "local": ModelSizeConfig(num_layers=6, hidden_size=256, num_heads=8, intermediate_size=1024),
+    "paper": ModelSizeConfig(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
+}
+#: dense bf16 peak FLOP/s (no sparsity) by device name fragment
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (timings are wall clock)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_flops(size: ModelSizeConfig, lengths: np.ndarray) -> float:
+    """Useful training FLOPs of one batch of real lengths (6N per token + attention)."""
+    h, layers = size.hidden_size, size.num_layers
+    n = layers * (4 * h * h + 2 * h * size.intermediate_size)  # QKVO + feed-forward weights
+    lengths = lengths.astype(np.float64)
+    return float(6 * n * lengths.sum() + 12 * layers * h * (lengths**2).sum())
+
+
+def bench_ours(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace, bucket_batches: int) -> dict:
+    """Real tokens/s of the molw2s trainer's step (bucketing on when bucket_batches > 1)."""
+    train = TrainConfig(
+        batch_size=args.batch_size,
+        bucket_batches=bucket_batches,
+        device=args.device,
+        num_threads=args.threads,
+        warmup_steps=0,
+        seed=args.seed,
+    )
+    member = MemberConfig(name="bench", model=size, steps=args.warmup + args.steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = MemberTrainer(member, train, data, tmp, config_hash="bench", progress=False)
+        trainer.model.train()
+        for _ in range(args.warmup):
+            trainer.train_step()
+        device = trainer.dist.device
+        sync(device)
+        tokens0, lengths = trainer.counters["tokens"], []
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            lengths.append(data.train.lengths[trainer.rows_for(trainer.step)])
+            trainer.train_step()
+        sync(device)
+        elapsed = time.perf_counter() - start
+    real = trainer.counters["tokens"] - tokens0
+    return {"tokens": real, "seconds": elapsed, "flops": model_flops(size, np.concatenate(lengths))}
+
+
+def bench_plain_hf(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace) -> dict:
+    """Real tokens/s of a plain BertForMaskedLM loop with fixed-length padding."""
+    from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+
+    device = resolve_device(args.device)
+    tok = data.tokenizer
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        intermediate_size=size.intermediate_size,
+        max_position_embeddings=data.config.max_length,
+        type_vocab_size=1,
+        pad_token_id=tok.pad_token_id,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(args.seed)
+    model = BertForMaskedLM(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=data.config.mask_prob, return_tensors="pt")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    order = np.random.default_rng(args.seed).permutation(len(data.train.smiles))
+    real, lengths = 0, []
+    start = None
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            sync(device)
+            start = time.perf_counter()
+        rows = order[step * args.batch_size : (step + 1) * args.batch_size]
+        enc = tok(
+            [data.train.smiles[i] for i in rows],
+            padding="max_length",
+            truncation=True,
+            max_length=data.config.max_length,
+            return_special_tokens_mask=True,
+        )
+        batch = collator([{k: enc[k][i] for k in enc} for i in range(len(rows))])
+        if step >= args.warmup:
+            real += int(batch["attention_mask"].sum())
+            lengths.append(batch["attention_mask"].sum(1).numpy())
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    sync(device)
+    return {"tokens": real, "seconds": time.perf_counter() - start, "flops": model_flops(size, np.concatenate(lengths))}
+
+
+def peak_flops(device: torch.device, override_tflops: float | None) -> float | None:
+    """The GPU's dense bf16 peak (None on CPU or an unknown GPU without --peak-tflops)."""
+    if override_tflops:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="local")
+    parser.add_argument("--n-molecules", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per loop")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU if the GPU is not known")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = SIZES[args.size]
+    data_cfg = DataConfig(corpus="moses", n_molecules=args.n_molecules, augment=False, physchem=False, max_val=64)
+    data = prepare_pretraining_data(data_cfg, data_dir=args.data_dir, progress=False)
+    if (args.warmup + args.steps) * args.batch_size > len(data.train.smiles):
+        parser.error("--n-molecules too small for (warmup + steps) * batch-size")
+    device = resolve_device(args.device)
+    lengths = data.train.lengths
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else f'cpu x {torch.get_num_threads()} threads'}")
+    print(f"model: {args.size} {size.model_dump()}; batch {args.batch_size}; {args.steps} timed steps after {args.warmup}")
+    print(f"data: {len(lengths)} MOSES molecules, ids per molecule mean {lengths.mean():.1f}, max {lengths.max()} (padded to {data_cfg.max_length})")
+
+    rows = [
+        ("plain HF BertForMaskedLM, fixed padding to 128", bench_plain_hf(data, size, args)),
+        ("molw2s, dynamic padding, no bucketing", bench_ours(data, size, args, bucket_batches=1)),
+        ("molw2s, dynamic padding + length buckets", bench_ours(data, size, args, bucket_batches=50)),
+    ]
+    peak = peak_flops(device, args.peak_tflops)
+    base = rows[0][1]["tokens"] / rows[0][1]["seconds"]
+    print(f"\n{'loop':<50} {'real tokens/s':>14} {'ratio':>7} {'MFU':>7}")
+    for name, r in rows:
+        rate = r["tokens"] / r["seconds"]
+        mfu = f"{r['flops'] / r['seconds'] / peak:.1%}" if peak else "n/a"
+        print(f"{name:<50} {rate:>14,.0f} {rate / base:>6.2f}x {mfu:>7}")
+
+
+if __name__ == "__main__":
+    main()

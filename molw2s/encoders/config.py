@@ -1,0 +1,135 @@
+"""Pydantic settings of pretraining: model size, data, optimisation, family members.
+
+A family YAML (``configs/family_*.yaml``) is a :class:`FamilyConfig`. No torch here, so
+a config is validated (e.g. heads that do not divide the hidden size) before anything
+heavy is imported or trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from molw2s.config import StrictModel, build_model, load_config
+from molw2s.errors import ConfigError
+
+
+class ModelSizeConfig(StrictModel):
+    """Shape of one BERT encoder."""
+
+    num_layers: int = Field(ge=1)
+    hidden_size: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelSizeConfig:
+        if self.num_heads > self.hidden_size or self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}: "
+                "each attention head needs hidden_size / num_heads dimensions"
+            )
+        return self
+
+
+class DataConfig(StrictModel):
+    """Corpus, held-out split, vocabulary and per-molecule inputs (shared by all members)."""
+
+    corpus: str = "nci5k"  # nci5k | guacamol | moses | a file path
+    n_molecules: int | None = Field(None, ge=1)  # a seeded subset of the corpus
+    corpus_seed: int = 0
+    val_fraction: float = Field(0.05, gt=0.0, lt=0.5)
+    max_val: int | None = Field(5000, ge=1)  # cap on held-out molecules
+    min_freq: int = Field(1, ge=1)  # rarer tokens become [UNK]
+    max_length: int = Field(128, ge=8)  # ids per sequence, [CLS] and [SEP] included
+    overlong: Literal["truncate", "exclude"] = "truncate"
+    mask_prob: float = Field(0.15, gt=0.0, lt=1.0)  # BERT masking, training and held-out
+    augment: bool = True  # SMILES enumeration: a fresh random SMILES per sample
+    physchem: bool = True  # the PhysChem head and its descriptor targets
+    physchem_clip: float = Field(5.0, gt=0.0)  # normalised descriptors clipped to +-clip
+    descriptor_jobs: int | None = Field(None, ge=1)  # processes for descriptors (None: up to 4)
+
+
+class TrainConfig(StrictModel):
+    """Optimisation and bookkeeping for one member."""
+
+    batch_size: int = Field(32, ge=1)  # global: summed over data-parallel ranks
+    lr: float = Field(5e-4, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+    warmup_steps: int = Field(100, ge=0)
+    decay: Literal["linear", "cosine", "constant"] = "linear"
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    mlm_weight: float = Field(1.0, ge=0.0)
+    physchem_weight: float = Field(1.0, ge=0.0)
+    bucket_batches: int = Field(50, ge=1)  # batches per length-sorted bucket
+    seed: int = 0
+    checkpoint_every: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int = Field(200, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # autocast on CUDA; ignored on CPU
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
+
+
+class MemberConfig(StrictModel):
+    """One model of the family: a size, a number of steps, and named snapshots."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: ModelSizeConfig
+    steps: int = Field(ge=1)
+    snapshots: list[int] = Field(default_factory=list)  # steps exported as "<name>@<step>"
+    train: dict[str, Any] = Field(default_factory=dict)  # overrides of the family's train
+
+    @model_validator(mode="after")
+    def _snapshots_inside_run(self) -> MemberConfig:
+        bad = [s for s in self.snapshots if not 0 < s < self.steps]
+        if bad:
+            raise ValueError(f"member {self.name!r}: snapshots {bad} must lie strictly between 0 and steps={self.steps}")
+        return self
+
+
+class FamilyConfig(StrictModel):
+    """A weak family and a strong model pretrained on the same data and vocabulary."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    strong: str  # the member name of the strong model
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    members: list[MemberConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_members(self) -> FamilyConfig:
+        names = [m.name for m in self.members]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"member names must be unique; repeated: {dupes}")
+        if self.strong not in names:
+            raise ValueError(f"strong={self.strong!r} is not a member; members: {names}")
+        for member in self.members:
+            self.member_train(member)  # validates every member's overrides now
+        return self
+
+    def member(self, name: str) -> MemberConfig:
+        """The member called ``name``; a ConfigError listing the members otherwise."""
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise ConfigError(f"family {self.name!r} has no member {name!r}; members: {[m.name for m in self.members]}")
+
+    def member_train(self, member: MemberConfig) -> TrainConfig:
+        """The family's train settings with the member's overrides applied and validated."""
+        merged = {**self.train.model_dump(), **member.train}
+        return build_model(TrainConfig, merged, source=f"members[{member.name}].train")
+
+
+def load_family_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FamilyConfig:
+    """Load and validate a family YAML with ``key=value`` overrides."""
+    return load_config(FamilyConfig, path, overrides)

@@ -1,0 +1,253 @@
+"""Pretraining data of a family: corpus, held-out split, vocabulary, descriptor targets.
+
+Everything here is a deterministic function of the :class:`DataConfig` (and the corpus
+file), so every member of a family sees the same split, vocabulary, normalisation and
+held-out masks. Descriptors, the one expensive part, are cached on disk by content hash.
+Problems are counted and reported in :class:`DataReport`, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from molw2s.encoders.config import DataConfig
+from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
+from molw2s.encoders.tokenizer import SPECIAL_TOKENS, build_vocab, encode_smiles, make_tokenizer
+from molw2s.errors import DataError
+from molw2s.io import cache_dir, content_hash, load_npy, save_npy_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+log = logging.getLogger(__name__)
+
+#: seed of the held-out masks (the same for every member, so accuracies are comparable)
+VAL_MASK_SEED = 20250213
+
+
+@dataclass
+class Split:
+    """Molecules of one split with their token ids and (normalised) descriptor targets."""
+
+    smiles: list[str]
+    ids: list[list[int]]  # [CLS] ... [SEP], truncated to max_length
+    physchem: np.ndarray | None  # (n, n_descriptors) float32, or None without the head
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Ids per sequence (for length bucketing)."""
+        return np.fromiter((len(s) for s in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+@dataclass
+class DataReport:
+    """What was read, kept, truncated or excluded, and why."""
+
+    corpus: str
+    n_corpus: int
+    n_invalid: int
+    n_train: int
+    n_val: int
+    vocab_size: int
+    dropped_tokens: dict[str, int]
+    overlong_policy: str
+    n_overlong: int
+    n_unk: int
+    descriptors_kept: int = 0
+    descriptors_dropped: list[str] = field(default_factory=list)
+    descriptors_repaired: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """Human-readable summary."""
+        verb = "truncated" if self.overlong_policy == "truncate" else "excluded"
+        out = [
+            f"corpus {self.corpus}: {self.n_corpus} molecules used, {self.n_invalid} invalid SMILES skipped",
+            f"split: {self.n_train} train / {self.n_val} held-out molecules",
+            f"vocabulary: {self.vocab_size} tokens; {len(self.dropped_tokens)} rare token types -> [UNK]",
+            f"over-long SMILES {verb}: {self.n_overlong}; [UNK] tokens in the corpus: {self.n_unk}",
+        ]
+        if self.descriptors_kept:
+            out.append(
+                f"PhysChem targets: {self.descriptors_kept} descriptors "
+                f"({len(self.descriptors_dropped)} constant ones dropped, "
+                f"{sum(self.descriptors_repaired.values())} non-finite values imputed)"
+            )
+        return out
+
+
+@dataclass
+class PretrainingData:
+    """Everything a member's training loop needs, shared across the family."""
+
+    config: DataConfig
+    tokenizer: PreTrainedTokenizerFast
+    train: Split
+    val: Split
+    val_masked_ids: list[list[int]]  # held-out inputs with BERT masking applied (fixed seed)
+    val_labels: list[list[int]]  # -100 where not masked
+    physchem_stats: PhysChemStats | None
+    token_counts: np.ndarray  # occurrences of each id over the training split (specials 0)
+    report: DataReport
+    fingerprint: str  # content hash of the corpus SMILES and the config
+
+
+def prepare_pretraining_data(
+    config: DataConfig, *, data_dir: str | Path | None = None, progress: bool = True
+) -> PretrainingData:
+    """Load the corpus, split it, build the vocabulary and the descriptor targets."""
+    from molw2s.data.corpora import load_corpus
+
+    corpus = load_corpus(config.corpus, n=config.n_molecules, seed=config.corpus_seed, data_dir=data_dir)
+    if corpus.n_skipped:
+        log.warning(corpus.report())
+    train_smiles, val_smiles = split_corpus(corpus.smiles, config)
+    vocab = build_vocab(_vocab_corpus(train_smiles, config), min_freq=config.min_freq)
+    tokenizer = make_tokenizer(vocab.token_to_id, max_length=config.max_length)
+
+    train_ids, train_keep, n_unk_train, n_long_train = _encode_split(tokenizer, train_smiles, config)
+    val_ids, val_keep, n_unk_val, n_long_val = _encode_split(tokenizer, val_smiles, config)
+    train_smiles = [train_smiles[i] for i in train_keep]
+    val_smiles = [val_smiles[i] for i in val_keep]
+    if not train_smiles or not val_smiles:
+        raise DataError(f"corpus {corpus.name}: no molecules left in the train or held-out split", path=corpus.source)
+
+    report = DataReport(
+        corpus=corpus.name,
+        n_corpus=len(corpus.smiles),
+        n_invalid=corpus.n_skipped,
+        n_train=len(train_smiles),
+        n_val=len(val_smiles),
+        vocab_size=len(vocab),
+        dropped_tokens=vocab.dropped,
+        overlong_policy=config.overlong,
+        n_overlong=n_long_train + n_long_val,
+        n_unk=n_unk_train + n_unk_val,
+    )
+    stats, train_pc, val_pc = None, None, None
+    if config.physchem:
+        stats, train_pc, val_pc = _physchem_targets(train_smiles, val_smiles, config, report, progress)
+
+    val_masked, val_labels = mask_held_out(val_ids, tokenizer, config.mask_prob)
+    counts = np.bincount(np.concatenate([np.asarray(s) for s in train_ids]), minlength=len(vocab))
+    counts[: len(SPECIAL_TOKENS)] = 0
+    return PretrainingData(
+        config=config,
+        tokenizer=tokenizer,
+        train=Split(train_smiles, train_ids, train_pc),
+        val=Split(val_smiles, val_ids, val_pc),
+        val_masked_ids=val_masked,
+        val_labels=val_labels,
+        physchem_stats=stats,
+        token_counts=counts,
+        report=report,
+        fingerprint=content_hash(config.model_dump(), corpus.smiles),
+    )
+
+
+def split_corpus(smiles: list[str], config: DataConfig) -> tuple[list[str], list[str]]:
+    """Seeded train / held-out split: ``val_fraction`` of the corpus, at most ``max_val``."""
+    n_val = max(1, round(config.val_fraction * len(smiles)))
+    if config.max_val is not None:
+        n_val = min(n_val, config.max_val)
+    if n_val >= len(smiles):
+        raise DataError(f"a corpus of {len(smiles)} molecules is too small to hold out {n_val}")
+    perm = np.random.default_rng([config.corpus_seed, 1]).permutation(len(smiles))
+    val = np.sort(perm[:n_val])
+    train = np.sort(perm[n_val:])
+    return [smiles[i] for i in train], [smiles[i] for i in val]
+
+
+def mask_held_out(
+    ids: list[list[int]], tokenizer: PreTrainedTokenizerFast, mask_prob: float
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Apply BERT masking to each held-out sequence once, with :data:`VAL_MASK_SEED`."""
+    import torch
+
+    from molw2s.encoders.masking import mask_tokens
+
+    generator = torch.Generator().manual_seed(VAL_MASK_SEED)
+    masked_all, labels_all = [], []
+    for seq in ids:
+        tensor = torch.as_tensor(seq)
+        masked, labels = mask_tokens(
+            tensor,
+            mask_token_id=tokenizer.mask_token_id,
+            n_special=len(SPECIAL_TOKENS),
+            vocab_size=len(tokenizer),
+            generator=generator,
+            mask_prob=mask_prob,
+        )
+        masked_all.append(masked.tolist())
+        labels_all.append(labels.tolist())
+    return masked_all, labels_all
+
+
+def _vocab_corpus(train_smiles: list[str], config: DataConfig) -> list[str]:
+    """Training SMILES, plus one randomised variant of each when augmentation is on.
+
+    Randomised SMILES use ring-bond digits and branches the canonical forms may lack;
+    counting one variant per molecule keeps those tokens out of [UNK].
+    """
+    if not config.augment:
+        return train_smiles
+    from molw2s.chem.randomize import randomized_smiles
+
+    rng = np.random.default_rng([config.corpus_seed, 2])
+    return train_smiles + [randomized_smiles(s, rng) for s in train_smiles]
+
+
+def _encode_split(
+    tokenizer: PreTrainedTokenizerFast, smiles: list[str], config: DataConfig
+) -> tuple[list[list[int]], list[int], int, int]:
+    """(ids of kept molecules, kept positions, [UNK] count, over-long count)."""
+    encoded = encode_smiles(tokenizer, smiles, max_length=config.max_length)
+    if config.overlong == "exclude":
+        drop = set(encoded.truncated)
+        keep = [i for i in range(len(smiles)) if i not in drop]
+    else:
+        keep = list(range(len(smiles)))
+    return [encoded.ids[i] for i in keep], keep, encoded.n_unk, len(encoded.truncated)
+
+
+def _physchem_targets(
+    train_smiles: list[str], val_smiles: list[str], config: DataConfig, report: DataReport, progress: bool
+) -> tuple[PhysChemStats, np.ndarray, np.ndarray]:
+    """Normalised descriptors (stats fitted on the training split)."""
+    values, names, repaired = cached_descriptors(train_smiles + val_smiles, n_jobs=config.descriptor_jobs, progress=progress)
+    n_train = len(train_smiles)
+    stats = fit_physchem_stats(values[:n_train], names, clip=config.physchem_clip)
+    report.descriptors_kept = len(stats.names)
+    report.descriptors_dropped = [n for n in names if n not in set(stats.names)]
+    report.descriptors_repaired = repaired
+    targets = normalize_physchem(values, names, stats)
+    return stats, targets[:n_train], targets[n_train:]
+
+
+def cached_descriptors(
+    smiles: list[str], *, n_jobs: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """RDKit descriptors of ``smiles`` (float32), cached under ``cache_dir()/descriptors``."""
+    import rdkit
+
+    from molw2s.chem.descriptors import compute_descriptors, descriptor_names
+
+    names = descriptor_names()
+    key = content_hash("rdkit-descriptors", rdkit.__version__, names, smiles)
+    path = cache_dir() / "descriptors" / f"{key}.npy"
+    info = path.with_suffix(".json")
+    if path.is_file() and info.is_file():
+        return load_npy(path), names, json.loads(info.read_text())["n_nonfinite"]
+    jobs = n_jobs or min(4, os.cpu_count() or 1)
+    table = compute_descriptors(smiles, progress=progress, n_jobs=jobs)
+    if table.failed_rows:  # the corpus loader already dropped unparsable SMILES
+        raise DataError(f"descriptors failed for {len(table.failed_rows)} molecules, e.g. {smiles[table.failed_rows[0]]!r}")
+    save_npy_atomic(path, table.values)
+    write_json_atomic(info, {"n_nonfinite": table.n_nonfinite, "names": names})
+    return table.values, names, table.n_nonfinite

@@ -1,0 +1,242 @@
+"""Representations of a task's molecules from any encoder, cached by content hash.
+
+An *encoder* maps SMILES to a float32 matrix (one row per molecule) and states what its
+output depends on (``identity()``), which keys the cache. Encoders are named by spec
+strings:
+
+=====================================  ==========================================
+``bert:PATH`` or an existing ``PATH``   a pretrained checkpoint (HF directory)
+``ecfp4-2048``, ``ecfp6-1024-counts``   Morgan fingerprints (ECFP diameter, bits)
+``ecfp:radius=2,nbits=2048``            the same, by keywords (``counts=true``)
+``maccs``                               MACCS keys
+``rdkit2d``, ``rdkit2d-raw``            RDKit 2D descriptors (signed-log / raw)
+=====================================  ==========================================
+
+Transformer embeddings are pooled from one layer (``cls``: the [CLS] vector; ``mean``:
+the mean over the real tokens, [CLS] and [SEP] included), computed without gradients in
+length-sorted batches, and returned in the input order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder
+from molw2s.errors import ConfigError
+from molw2s.io import cache_dir, content_hash, file_digest, load_npy, save_npy_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from molw2s.data.tasks import Task
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["cls", "mean"]
+POOLINGS = ("cls", "mean")
+
+
+class Encoder(Protocol):
+    """Anything that embeds SMILES: fingerprints, descriptors, transformer checkpoints."""
+
+    @property
+    def name(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass
+class TransformerEncoder:
+    """Pooled hidden states of a pretrained MolBERT checkpoint directory."""
+
+    path: Path
+    pooling: Pooling = "cls"
+    layer: int = -1
+    batch_size: int = 64
+    sort_by_length: bool = True
+    device: str = "auto"
+    last_counts: dict[str, int] = field(default_factory=dict)  # [UNK] tokens and truncated SMILES, last call
+
+    @property
+    def name(self) -> str:
+        """``bert:<path>``."""
+        return f"bert:{self.path}"
+
+    def identity(self) -> dict[str, Any]:
+        """Digests of the weights, config and tokenizer, plus pooling and layer."""
+        files = {n: file_digest(self.path / n, "sha256") for n in ("model.safetensors", "config.json", "tokenizer.json")}
+        return {"kind": "bert", "files": files, "pooling": self.pooling, "layer": self.layer}
+
+    def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(n, hidden) float32 embeddings, in the order of ``smiles``."""
+        import torch
+        from tqdm.auto import tqdm
+
+        from molw2s.encoders.batching import pad_batch
+        from molw2s.encoders.checkpoint import load_pretrained
+        from molw2s.encoders.distributed import resolve_device
+        from molw2s.encoders.tokenizer import encode_smiles
+
+        model, tokenizer = load_pretrained(self.path)
+        device = resolve_device(self.device)
+        encoder = model.bert.to(device).eval()
+        n_states = model.config.num_hidden_layers + 1
+        if not -n_states <= self.layer < n_states:
+            raise ConfigError(f"layer {self.layer} out of range for a {n_states - 1}-layer model (0 = embeddings, -1 = last)")
+        encoded = encode_smiles(tokenizer, smiles, max_length=model.config.max_position_embeddings)
+        self.last_counts = {"unk_tokens": encoded.n_unk, "truncated": len(encoded.truncated)}
+        if encoded.truncated:
+            log.warning(
+                "%s: %d SMILES longer than %d tokens were truncated",
+                self.name,
+                len(encoded.truncated),
+                model.config.max_position_embeddings,
+            )
+        lengths = np.array([len(s) for s in encoded.ids])
+        order = np.argsort(lengths, kind="stable") if self.sort_by_length else np.arange(len(lengths))
+        out = np.zeros((len(lengths), model.config.hidden_size), dtype=np.float32)
+        starts = range(0, len(order), self.batch_size)
+        with torch.no_grad():
+            for start in tqdm(starts, desc=self.path.name, unit="batch", disable=not progress):
+                rows = order[start : start + self.batch_size]
+                ids, attention = pad_batch([encoded.ids[i] for i in rows], tokenizer.pad_token_id)
+                ids, attention = ids.to(device), attention.to(device)
+                hidden = encoder(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[self.layer]
+                out[rows] = pool(hidden, attention, self.pooling).float().cpu().numpy()
+        return out
+
+
+def pool(hidden, attention, pooling: Pooling):  # noqa: ANN001, ANN201 - torch tensors
+    """[CLS] vector or masked mean over real tokens: (batch, length, d) -> (batch, d)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = attention.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1)
+
+
+_ECFP_SHORT = re.compile(r"^ecfp(\d+)(?:-(\d+))?(-counts)?$")
+
+
+def parse_encoder_spec(
+    spec: str, *, pooling: Pooling = "cls", layer: int = -1, batch_size: int = 64, device: str = "auto"
+) -> Encoder:
+    """An encoder from its spec string (see the module docstring)."""
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    text = spec.strip()
+    lower = text.lower()
+    if lower.startswith("bert:") or Path(text).expanduser().is_dir():
+        path = Path(text[5:] if lower.startswith("bert:") else text).expanduser()
+        if not (path / "model.safetensors").is_file():
+            raise ConfigError(f"encoder {spec!r}: {path} is not a pretrained model directory (no model.safetensors)")
+        return TransformerEncoder(path, pooling=pooling, layer=layer, batch_size=batch_size, device=device)
+    if match := _ECFP_SHORT.match(lower):
+        diameter, nbits, counts = match.groups()
+        return _ecfp(spec, int(diameter), int(nbits or 2048), bool(counts))
+    if lower.startswith("ecfp:"):
+        opts = _keywords(spec, lower[5:], {"radius", "nbits", "counts"})
+        return ECFPEncoder(int(opts.get("radius", 2)), int(opts.get("nbits", 2048)), opts.get("counts", "false") == "true")
+    if lower == "maccs":
+        return MACCSEncoder()
+    if lower in ("rdkit2d", "rdkit_desc", "rdkit2d-raw"):
+        return RDKitDescriptorEncoder(raw=lower.endswith("-raw"))
+    raise ConfigError(
+        f"unknown encoder {spec!r}; use bert:PATH (or a model directory), ecfp4-2048, "
+        "ecfp:radius=2,nbits=2048, maccs, rdkit2d or rdkit2d-raw"
+    )
+
+
+def _ecfp(spec: str, diameter: int, nbits: int, counts: bool) -> ECFPEncoder:
+    if diameter % 2 or diameter < 0 or nbits < 1:
+        raise ConfigError(f"encoder {spec!r}: ECFP needs an even diameter (ecfp4 = radius 2) and nbits >= 1")
+    return ECFPEncoder(diameter // 2, nbits, counts)
+
+
+def _keywords(spec: str, body: str, allowed: set[str]) -> dict[str, str]:
+    opts = {}
+    for part in filter(None, body.split(",")):
+        key, _, value = part.partition("=")
+        if key not in allowed or not value:
+            raise ConfigError(f"encoder {spec!r}: bad option {part!r}; allowed: {sorted(allowed)} as key=value")
+        opts[key] = value
+    return opts
+
+
+@dataclass
+class TaskEmbedding:
+    """Representations of a task with where they are cached and what was counted."""
+
+    values: np.ndarray
+    path: Path | None
+    from_cache: bool
+    info: dict[str, Any]
+
+
+def embed_task(
+    encoder_spec: str | Encoder,
+    task: Task | str,
+    *,
+    pooling: Pooling = "cls",
+    layer: int = -1,
+    batch_size: int = 64,
+    cache: bool = True,
+    data_dir: str | Path | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """(n_molecules, d) float32 representations of ``task`` (a Task or a task name).
+
+    ``encoder_spec``: a spec string (see the module docstring) or an encoder; ``pooling``,
+    ``layer`` and ``batch_size`` apply to spec strings of checkpoints. Cached: see
+    :func:`compute_task_embedding`.
+    """
+    from molw2s.data.tasks import load_task
+
+    encoder = (
+        parse_encoder_spec(encoder_spec, pooling=pooling, layer=layer, batch_size=batch_size)
+        if isinstance(encoder_spec, str)
+        else encoder_spec
+    )
+    loaded = load_task(task, data_dir=data_dir) if isinstance(task, str) else task
+    return compute_task_embedding(encoder, loaded, cache=cache, progress=progress).values
+
+
+def compute_task_embedding(encoder: Encoder, task: Task, *, cache: bool = True, progress: bool = False) -> TaskEmbedding:
+    """Embed every molecule of ``task``, reading and writing ``cache_dir()/embeddings``.
+
+    The cache key hashes the encoder's identity (for checkpoints: digests of weights,
+    config and tokenizer, and the pooling and layer), the task file's digest and the
+    task's molecules. A sidecar JSON records the spec, shape and anything counted.
+    """
+    identity = encoder.identity()
+    key = content_hash("embedding-v1", identity, task.name, file_digest(task.source, "sha256"), task.smiles)
+    path = embedding_cache_path(key)
+    info_path = path.with_suffix(".json")
+    if cache and path.is_file() and info_path.is_file():
+        return TaskEmbedding(load_npy(path), path, True, json.loads(info_path.read_text()))
+    values = encoder.encode(task.smiles, progress=progress)
+    info = {
+        "encoder": encoder.name,
+        "identity": identity,
+        "task": task.name,
+        "source": str(task.source),
+        "shape": list(values.shape),
+        "counts": getattr(encoder, "last_counts", {}),
+    }
+    if not cache:
+        return TaskEmbedding(values, None, False, info)
+    save_npy_atomic(path, values)
+    write_json_atomic(info_path, info)
+    return TaskEmbedding(values, path, False, info)
+
+
+def embedding_cache_path(key: str) -> Path:
+    """Where the embedding with content hash ``key`` lives."""
+    return cache_dir() / "embeddings" / f"{key}.npy"

@@ -1,0 +1,175 @@
+"""Pretrain a whole family (weak members, snapshots, the strong model) and find its models.
+
+Layout of a run directory::
+
+    <run_dir>/family.json                 data report, unigram baseline
+    <run_dir>/<member>/checkpoints/step-N/ resumable checkpoints (newest kept)
+    <run_dir>/<member>/snapshots/step-N/   the model "<member>@N" (HF format)
+    <run_dir>/<member>/final/              the model "<member>" (HF format)
+    <run_dir>/<member>/COMPLETE.json       written last: the member is finished
+
+Model names used by later stages: ``<member>`` for a final model, ``<member>@<step>``
+for a snapshot (intermediate checkpoints count as weak models).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molw2s.encoders.config import FamilyConfig, MemberConfig
+from molw2s.io import cache_dir, content_hash, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+#: train settings that change bookkeeping, not the trained weights
+_BOOKKEEPING = {"checkpoint_every", "keep_checkpoints", "eval_every", "eval_batch_size", "device", "num_threads"}
+
+
+def default_run_dir(family: FamilyConfig) -> Path:
+    """``cache_dir()/pretrain/<family name>``."""
+    return cache_dir() / "pretrain" / family.name
+
+
+def member_config_hash(family: FamilyConfig, member: MemberConfig, data_fingerprint: str) -> str:
+    """Identity of what a member's weights depend on (data, size, steps, optimisation)."""
+    train = {k: v for k, v in family.member_train(member).model_dump().items() if k not in _BOOKKEEPING}
+    return content_hash("molbert-member-v1", data_fingerprint, member.model.model_dump(), member.steps, train)
+
+
+def family_models(family: FamilyConfig, run_dir: str | Path | None = None) -> dict[str, Path]:
+    """Model name -> HF directory, for every model of the family (finished or not)."""
+    root = Path(run_dir) if run_dir is not None else default_run_dir(family)
+    out: dict[str, Path] = {}
+    for member in family.members:
+        for step in member.snapshots:
+            out[f"{member.name}@{step}"] = root / member.name / "snapshots" / f"step-{step:08d}"
+        out[member.name] = root / member.name / "final"
+    return out
+
+
+@dataclass
+class ModelRow:
+    """One line of the results table."""
+
+    name: str
+    role: str  # strong | weak | baseline
+    steps: int | None
+    n_params: int | None
+    metrics: dict[str, Any]
+    status: str  # trained | finished earlier | snapshot | not trained
+
+
+@dataclass
+class FamilyResult:
+    """Held-out metrics of every model of the family and the unigram baseline."""
+
+    run_dir: Path
+    rows: list[ModelRow] = field(default_factory=list)
+    data_report: list[str] = field(default_factory=list)
+
+
+def pretrain_family(
+    family: FamilyConfig,
+    run_dir: str | Path | None = None,
+    *,
+    members: list[str] | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    on_step: Callable[[str, int], None] | None = None,
+) -> FamilyResult:
+    """Train every member (or those named) that is not finished yet; return the table.
+
+    The data (split, vocabulary, descriptor targets) are prepared once and shared.
+    ``on_step(member, step)`` is called after each optimisation step.
+    """
+    from molw2s.encoders.data import prepare_pretraining_data
+    from molw2s.encoders.distributed import init_distributed
+    from molw2s.encoders.evaluation import baseline_metrics
+    from molw2s.encoders.trainer import MemberTrainer, is_finished
+
+    root = Path(run_dir) if run_dir is not None else default_run_dir(family)
+    chosen = [family.member(n) for n in members] if members else list(family.members)
+    dist = init_distributed(family.train.device)
+    if not dist.is_main:  # rank 0 computes (and caches) the descriptors first
+        dist.barrier()
+    data = prepare_pretraining_data(family.data, data_dir=data_dir, progress=progress and dist.is_main)
+    if dist.is_main:
+        dist.barrier()
+    for line in data.report.lines():
+        log.info(line)
+    baseline = baseline_metrics(data)
+    if dist.is_main:
+        write_json_atomic(root / "family.json", {"data_report": data.report.lines(), "unigram_baseline": baseline})
+    status: dict[str, str] = {}
+    for member in chosen:
+        config_hash = member_config_hash(family, member, data.fingerprint)
+        if is_finished(root / member.name, config_hash):
+            log.info("%s: already finished, skipped", member.name)
+            status[member.name] = "finished earlier"
+            continue
+        callback = None if on_step is None else (lambda step, name=member.name: on_step(name, step))
+        trainer = MemberTrainer(
+            member,
+            family.member_train(member),
+            data,
+            root / member.name,
+            config_hash=config_hash,
+            progress=progress,
+            on_step=callback,
+            dist=dist,
+        )
+        trainer.train()
+        status[member.name] = "trained"
+    return collect_results(family, root, status=status, baseline=baseline, data_report=data.report.lines())
+
+
+def collect_results(
+    family: FamilyConfig,
+    run_dir: str | Path,
+    *,
+    status: dict[str, str] | None = None,
+    baseline: dict[str, float] | None = None,
+    data_report: list[str] | None = None,
+) -> FamilyResult:
+    """Read the held-out metrics of every model of a run directory (missing ones flagged)."""
+    from molw2s.encoders.checkpoint import read_manifest, verify_dir
+
+    root = Path(run_dir)
+    status = status or {}
+    result = FamilyResult(run_dir=root, data_report=data_report or [])
+    models = family_models(family, root)
+    for member in family.members:
+        snapshots = [(f"{member.name}@{s}", "weak", "snapshot") for s in member.snapshots]
+        final_role = "strong" if member.name == family.strong else "weak"
+        for name, role, state in [*snapshots, (member.name, final_role, status.get(member.name, "finished earlier"))]:
+            ok = verify_dir(models[name]) is None
+            meta = read_manifest(models[name]) if ok else {}
+            result.rows.append(
+                ModelRow(
+                    name=name,
+                    role=role,
+                    steps=meta.get("step"),
+                    n_params=_count_params(models[name]) if ok else None,
+                    metrics=meta.get("metrics", {}),
+                    status=state if ok else "not trained",
+                )
+            )
+    if baseline is None and (root / "family.json").is_file():
+        baseline = json.loads((root / "family.json").read_text())["unigram_baseline"]
+    if baseline is not None:
+        result.rows.append(ModelRow("unigram baseline", "baseline", None, None, baseline, "-"))
+    return result
+
+
+def _count_params(model_dir: Path) -> int:
+    """Parameters of the encoder (heads excluded), read from the safetensors header."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as fh:
+        return sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys() if k.startswith("bert."))

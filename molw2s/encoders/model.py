@@ -1,0 +1,137 @@
+"""MolBERT-style encoder: a Hugging Face BERT with a masked-LM head and a PhysChem head.
+
+The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit descriptors
+from the pooled [CLS] output; its normalisation statistics live in ``config.physchem``,
+so ``MolBertForPretraining.from_pretrained(dir)`` restores everything, and
+``transformers.BertModel.from_pretrained(dir)`` loads the bare encoder. The MLM decoder
+is not tied to the input embeddings (the vocabulary has ~100 tokens, so tying saves
+nothing, and untied weights load the same way under transformers 4.x and 5.x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+from transformers.activations import ACT2FN
+from transformers.models.bert.modeling_bert import BertPreTrainedModel
+
+from molw2s.encoders.config import ModelSizeConfig
+from molw2s.encoders.masking import IGNORE_INDEX
+from molw2s.encoders.physchem import PhysChemStats
+
+
+def make_bert_config(
+    size: ModelSizeConfig,
+    *,
+    vocab_size: int,
+    max_length: int,
+    pad_token_id: int,
+    physchem: PhysChemStats | None,
+    attn_implementation: str = "sdpa",
+) -> BertConfig:
+    """The HF config of one family member (heads/hidden already validated by ``size``)."""
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        intermediate_size=size.intermediate_size,
+        hidden_dropout_prob=size.dropout,
+        attention_probs_dropout_prob=size.attention_dropout,
+        max_position_embeddings=max_length,
+        type_vocab_size=1,
+        pad_token_id=pad_token_id,
+        tie_word_embeddings=False,
+        physchem=None if physchem is None else physchem.to_dict(),
+    )
+    config._attn_implementation = attn_implementation
+    return config
+
+
+class MLMHead(nn.Module):
+    """Dense + activation + LayerNorm, then a linear decoder to the vocabulary."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.dense(hidden))))
+
+
+class PhysChemHead(nn.Module):
+    """MolBERT's descriptor regressor on the pooled [CLS] output."""
+
+    def __init__(self, config: BertConfig, n_outputs: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.out = nn.Linear(config.hidden_size, n_outputs)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(torch.relu(self.dense(pooled))))
+
+
+@dataclass
+class MolBertOutput:
+    """Losses (when targets are given) and predictions of :class:`MolBertForPretraining`."""
+
+    mlm_loss: torch.Tensor | None = None
+    physchem_loss: torch.Tensor | None = None
+    mlm_logits: torch.Tensor | None = None  # (n_masked, vocab) at labelled positions only
+    physchem_pred: torch.Tensor | None = None  # (batch, n_descriptors), normalised units
+    n_masked: int = 0
+    n_correct: torch.Tensor | None = None
+
+
+class MolBertForPretraining(BertPreTrainedModel):
+    """BERT encoder + MLM head + optional PhysChem head (``config.physchem``)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        stats = getattr(config, "physchem", None)
+        # the pooler feeds only the PhysChem head; an unused one would break DDP
+        self.bert = BertModel(config, add_pooling_layer=bool(stats))
+        self.mlm = MLMHead(config)
+        self.physchem = PhysChemHead(config, len(stats["names"])) if stats else None
+        self.post_init()
+
+    @property
+    def physchem_stats(self) -> PhysChemStats | None:
+        """The descriptor names and normalisation the PhysChem head was trained with."""
+        stats = getattr(self.config, "physchem", None)
+        return PhysChemStats.from_dict(stats) if stats else None
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        physchem_targets: torch.Tensor | None = None,
+    ) -> MolBertOutput:
+        """MLM logits only where ``labels`` != -100 (cheaper than the whole sequence)."""
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        result = MolBertOutput()
+        if labels is not None:
+            selected = labels != IGNORE_INDEX
+            targets = labels[selected]
+            logits = self.mlm(out.last_hidden_state[selected])
+            result.mlm_logits = logits
+            result.n_masked = int(targets.numel())
+            result.n_correct = (logits.argmax(-1) == targets).sum()
+            if targets.numel():
+                result.mlm_loss = nn.functional.cross_entropy(logits.float(), targets)
+            else:  # a batch of tiny molecules may draw no position at all
+                result.mlm_loss = logits.sum() * 0.0
+        if self.physchem is not None:
+            pred = self.physchem(out.pooler_output)
+            result.physchem_pred = pred
+            if physchem_targets is not None:
+                result.physchem_loss = nn.functional.mse_loss(pred.float(), physchem_targets)
+        return result

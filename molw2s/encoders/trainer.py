@@ -1,0 +1,352 @@
+"""The pretraining loop of one family member (single process or torchrun DDP, same code).
+
+Per step: a length-bucketed batch (order a pure function of seed and epoch), fresh
+randomised SMILES (augmentation), BERT masking, dynamic padding, MLM + PhysChem loss,
+AdamW with warmup and decay, gradient clipping. Everything random on the data side is
+drawn from generators seeded by ``(seed, step, rank)``; dropout uses torch's global RNG,
+whose state is checkpointed. So a run killed at any moment and resumed from its last
+complete checkpoint reproduces the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from molw2s.encoders import checkpoint as ckpt
+from molw2s.encoders.batching import bucketed_batches, pad_batch, shard_batches
+from molw2s.encoders.config import MemberConfig, TrainConfig
+from molw2s.encoders.data import PretrainingData
+from molw2s.encoders.distributed import DistContext, init_distributed
+from molw2s.encoders.evaluation import evaluate
+from molw2s.encoders.masking import mask_tokens
+from molw2s.encoders.model import MolBertForPretraining, make_bert_config
+from molw2s.encoders.tokenizer import SPECIAL_TOKENS, encode_smiles
+from molw2s.errors import ConfigError
+from molw2s.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "COMPLETE.json"
+
+
+@dataclass
+class Batch:
+    """Model inputs of one step."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    physchem: torch.Tensor | None
+    n_unk: int
+    n_overlong: int
+
+    def to(self, device: torch.device) -> Batch:
+        """A copy on ``device``."""
+        move = {"non_blocking": True}
+        return Batch(
+            self.input_ids.to(device, **move),
+            self.attention_mask.to(device, **move),
+            self.labels.to(device, **move),
+            None if self.physchem is None else self.physchem.to(device, **move),
+            self.n_unk,
+            self.n_overlong,
+        )
+
+
+def lr_factor(step: int, *, total: int, warmup: int, decay: str, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate for update ``step`` (0-based)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    shape = 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_ratio + (1.0 - min_ratio) * shape
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed for the data-side randomness of one step on one rank."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def make_batch(data: PretrainingData, rows: np.ndarray, *, seed: int, pad_multiple: int = 1) -> Batch:
+    """Tokens (randomised SMILES when augmenting), BERT masks and targets for ``rows``."""
+    cfg = data.config
+    tok = data.tokenizer
+    n_unk, n_overlong = 0, 0
+    if cfg.augment:
+        from molw2s.chem.randomize import randomized_smiles
+
+        rng = np.random.default_rng(seed)
+        encoded = encode_smiles(tok, [randomized_smiles(data.train.smiles[i], rng) for i in rows], max_length=cfg.max_length)
+        ids, n_unk, n_overlong = encoded.ids, encoded.n_unk, len(encoded.truncated)
+        if cfg.overlong == "exclude":  # fall back to the canonical form, which fits
+            for pos in encoded.truncated:
+                ids[pos] = data.train.ids[rows[pos]]
+    else:
+        ids = [data.train.ids[i] for i in rows]
+    input_ids, attention = pad_batch(ids, tok.pad_token_id, multiple_of=pad_multiple)
+    masked, labels = mask_tokens(
+        input_ids,
+        mask_token_id=tok.mask_token_id,
+        n_special=len(SPECIAL_TOKENS),
+        vocab_size=len(tok),
+        generator=torch.Generator().manual_seed(seed),
+        mask_prob=cfg.mask_prob,
+    )
+    physchem = None if data.train.physchem is None else torch.from_numpy(data.train.physchem[rows])
+    return Batch(masked, attention, labels, physchem, n_unk, n_overlong)
+
+
+def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBertForPretraining:
+    """A freshly initialised member (initialisation seeded by ``seed``)."""
+    config = make_bert_config(
+        member.model,
+        vocab_size=len(data.tokenizer),
+        max_length=data.config.max_length,
+        pad_token_id=data.tokenizer.pad_token_id,
+        physchem=data.physchem_stats,
+    )
+    torch.manual_seed(seed)
+    return MolBertForPretraining(config)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases and LayerNorm weights (as in BERT)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def is_finished(member_dir: str | Path, config_hash: str) -> bool:
+    """True when the member's final model is complete and was trained with ``config_hash``.
+
+    A completion marker from a different configuration is an error, not a silent rerun.
+    """
+    marker = Path(member_dir) / COMPLETE
+    if not marker.is_file() or ckpt.verify_dir(Path(member_dir) / "final") is not None:
+        return False
+    done = json.loads(marker.read_text())
+    if done.get("config_hash") != config_hash:
+        raise ConfigError(
+            f"{member_dir} holds a finished model of a different configuration "
+            f"(hash {done.get('config_hash')} != {config_hash}); use another --run-dir or delete it"
+        )
+    return True
+
+
+class MemberTrainer:
+    """Trains one member into ``member_dir``; resumable; see the module docstring."""
+
+    def __init__(
+        self,
+        member: MemberConfig,
+        train: TrainConfig,
+        data: PretrainingData,
+        member_dir: str | Path,
+        *,
+        config_hash: str,
+        progress: bool = True,
+        on_step: Callable[[int], None] | None = None,
+        dist: DistContext | None = None,
+    ) -> None:
+        self.member, self.cfg, self.data = member, train, data
+        self.dir = Path(member_dir)
+        self.config_hash = config_hash
+        self.progress = progress
+        self.on_step = on_step
+        self.dist = dist or init_distributed(train.device)
+        if train.batch_size % self.dist.world_size:
+            raise ConfigError(f"train.batch_size={train.batch_size} must be divisible by the {self.dist.world_size} ranks")
+        self.per_rank_batch = train.batch_size // self.dist.world_size
+        if train.num_threads:
+            torch.set_num_threads(train.num_threads)
+        device = self.dist.device
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and train.bf16 else contextlib.nullcontext()
+        )
+        self.model = build_model(member, data, train.seed).to(device)
+        self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
+        self.optimizer = make_optimizer(self.model, train)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(
+                s, total=member.steps, warmup=train.warmup_steps, decay=train.decay, min_ratio=train.min_lr_ratio
+            ),
+        )
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.counters = {"tokens": 0, "unk_tokens": 0, "overlong": 0}
+        self._epoch, self.epoch_batches = 0, self._epoch_batches(0)
+        if not self.epoch_batches:
+            raise ConfigError(
+                f"{len(data.train.ids)} training molecules give no full batch of {self.per_rank_batch} per rank"
+            )
+
+    # -- data order -------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        batches = bucketed_batches(
+            self.data.train.lengths,
+            self.per_rank_batch,
+            seed=self.cfg.seed,
+            epoch=epoch,
+            bucket_batches=self.cfg.bucket_batches,
+        )
+        return shard_batches(batches, self.dist.rank, self.dist.world_size)
+
+    def rows_for(self, step: int) -> np.ndarray:
+        """This rank's batch (dataset rows) for update ``step``."""
+        epoch, pos = divmod(step, len(self.epoch_batches))
+        if epoch != self._epoch:
+            self._epoch, self.epoch_batches = epoch, self._epoch_batches(epoch)
+        return self.epoch_batches[pos]
+
+    # -- checkpoints --------------------------------------------------------------------
+    def resume(self) -> int:
+        """Load the newest complete checkpoint (skipping corrupt ones); return its step."""
+        path, skipped = ckpt.latest_valid_checkpoint(self.dir / "checkpoints")
+        for bad, why in skipped:
+            log.warning("%s: ignoring checkpoint %s (%s)", self.member.name, bad.name, why)
+        if path is None:
+            return 0
+        meta = ckpt.read_manifest(path)
+        if meta.get("config_hash") != self.config_hash:
+            raise ConfigError(
+                f"{path} was written by a different configuration; use another --run-dir or delete {self.dir}"
+            )
+        state = ckpt.load_training_checkpoint(
+            path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, rank=self.dist.rank
+        )
+        if state["world_size"] != self.dist.world_size:
+            log.warning(
+                "resuming with %d ranks instead of %d: the data order changes", self.dist.world_size, state["world_size"]
+            )
+        self.step = int(meta["step"])
+        self.history = state["history"]
+        self.counters = state["counters"]
+        log.info("%s: resumed from %s", self.member.name, path)
+        return self.step
+
+    def _save_checkpoint(self) -> None:
+        rng = self.dist.gather(ckpt.capture_rng())
+        if self.dist.is_main:
+            state = {
+                "step": self.step,
+                "config_hash": self.config_hash,
+                "world_size": self.dist.world_size,
+                "history": self.history,
+                "counters": self.counters,
+            }
+            root = self.dir / "checkpoints"
+            ckpt.save_training_checkpoint(
+                root / ckpt.step_dir_name(self.step),
+                model=self.model,
+                tokenizer=self.data.tokenizer,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                state=state,
+                rng=rng,
+            )
+            ckpt.prune_checkpoints(root, self.cfg.keep_checkpoints)
+        self.dist.barrier()
+
+    def _export(self, target: Path, metrics: dict[str, Any]) -> None:
+        """A model-only HF directory (final model or named snapshot)."""
+        if self.dist.is_main:
+            meta = {"kind": "model", "member": self.member.name, "step": self.step, "metrics": metrics}
+            ckpt.write_verified_dir(target, lambda tmp: ckpt.save_model_files(self.model, self.data.tokenizer, tmp), meta)
+        self.dist.barrier()
+
+    def _evaluate(self, train_loss: float) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        if self.dist.is_main:
+            metrics = {"step": self.step, "train_loss": train_loss, **evaluate(
+                self.model, self.data, batch_size=self.cfg.eval_batch_size, autocast=self.autocast
+            )}
+            self.history.append(metrics)
+            write_json_atomic(self.dir / "metrics.json", self.history)
+        self.dist.barrier()
+        return metrics
+
+    # -- the loop -----------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        """One optimisation step on the next batch; returns the (detached) loss."""
+        rows = self.rows_for(self.step)
+        pad_multiple = 8 if self.dist.device.type == "cuda" else 1  # tensor-core friendly shapes
+        batch = make_batch(self.data, rows, seed=step_seed(self.cfg.seed, self.step, self.dist.rank), pad_multiple=pad_multiple)
+        self.counters["tokens"] += int(batch.attention_mask.sum()) * self.dist.world_size
+        self.counters["unk_tokens"] += batch.n_unk
+        self.counters["overlong"] += batch.n_overlong
+        batch = batch.to(self.dist.device)
+        with self.autocast:
+            out = self.net(batch.input_ids, batch.attention_mask, labels=batch.labels, physchem_targets=batch.physchem)
+        loss = self.cfg.mlm_weight * out.mlm_loss
+        if out.physchem_loss is not None:
+            loss = loss + self.cfg.physchem_weight * out.physchem_loss
+        loss.backward()
+        if self.cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss.detach()
+
+    def train(self) -> dict[str, Any]:
+        """Run (or resume) to ``member.steps``; export snapshots and the final model."""
+        self.resume()
+        if self.dist.distributed:
+            ids = [self.dist.device] if self.dist.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.model.train()
+        total = self.member.steps
+        show = self.progress and self.dist.is_main
+        bar = tqdm(total=total, initial=self.step, desc=self.member.name, unit="step", disable=not show)
+        loss_sum, loss_n = torch.zeros((), device=self.dist.device), 0
+        window_tokens, window_start = self.counters["tokens"], time.perf_counter()
+        metrics: dict[str, Any] = {}
+        while self.step < total:
+            loss_sum, loss_n = loss_sum + self.train_step(), loss_n + 1
+            if self.step % 10 == 0 or self.step == total:  # syncs with the GPU only here
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
+                tok_s = (self.counters["tokens"] - window_tokens) / elapsed
+                bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.3f}", tok_s=f"{tok_s:,.0f}")
+                window_tokens, window_start = self.counters["tokens"], time.perf_counter()
+            bar.update(1)
+
+            is_snapshot = self.step in self.member.snapshots
+            if self.step % self.cfg.eval_every == 0 or self.step == total or is_snapshot:
+                metrics = self._evaluate(float(loss_sum) / loss_n)
+                loss_sum, loss_n = torch.zeros_like(loss_sum), 0
+            if is_snapshot:
+                self._export(self.dir / "snapshots" / ckpt.step_dir_name(self.step), metrics)
+            if self.step % self.cfg.checkpoint_every == 0 and self.step < total:
+                self._save_checkpoint()
+            if self.on_step is not None:
+                self.on_step(self.step)
+        bar.close()
+        self._export(self.dir / "final", metrics)
+        if self.dist.is_main:
+            write_json_atomic(
+                self.dir / COMPLETE,
+                {"config_hash": self.config_hash, "steps": total, "metrics": metrics, "counters": self.counters},
+            )
+            # the final model is complete: optimiser states are no longer needed
+            shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
+        self.dist.barrier()
+        return metrics

@@ -1,0 +1,111 @@
+"""``molw2s pretrain`` and ``molw2s embed`` end to end on tiny models; torchrun DDP smoke test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from molw2s.cli import app
+from molw2s.encoders.config import load_family_config
+from molw2s.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAMILY = """\
+name: clitest
+strong: strong
+data: {corpus: nci5k, n_molecules: 1000, val_fraction: 0.2, physchem: false}
+train: {batch_size: 32, lr: 0.002, warmup_steps: 20, eval_every: 100, checkpoint_every: 100, num_threads: 1}
+members:
+  - name: weak
+    model: {num_layers: 1, hidden_size: 16, num_heads: 2, intermediate_size: 32}
+    steps: 20
+  - name: strong
+    model: {num_layers: 2, hidden_size: 64, num_heads: 4, intermediate_size: 128}
+    steps: 300
+    snapshots: [100]
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A family pretrained through the CLI: (config, run dir, output)."""
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "family.yaml"
+    config.write_text(FAMILY)
+    with pytest.MonkeyPatch.context() as patch:  # module scope: its own cache directory
+        patch.setenv("MOLW2S_DATA_DIR", str(root / "cache"))
+        result = CliRunner().invoke(app, ["pretrain", str(config), "--run-dir", str(root / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return config, root / "run", result.output
+
+
+def _accuracies(run: Path) -> dict[str, float]:
+    out = {m: json.loads((run / m / "COMPLETE.json").read_text())["metrics"]["mlm_accuracy"] for m in ("weak", "strong")}
+    out["unigram"] = json.loads((run / "family.json").read_text())["unigram_baseline"]["mlm_accuracy"]
+    return out
+
+
+def test_pretrain_prints_the_table_and_the_strong_model_learns(trained) -> None:
+    _, run, output = trained
+    for name in ("weak", "strong@100", "strong", "unigram baseline", "accuracy", "held-out"):
+        assert name in output
+    acc = _accuracies(run)
+    assert acc["strong"] > acc["unigram"] + 0.05, acc
+    assert acc["strong"] > acc["weak"] + 0.05, acc
+    assert not (run / "strong" / "checkpoints").exists()  # optimiser state dropped once finished
+
+
+def test_second_run_skips_finished_members(trained) -> None:
+    config, run, _ = trained
+    result = CliRunner().invoke(app, ["pretrain", str(config), "--run-dir", str(run), "--no-progress", "--member", "weak"])
+    assert result.exit_code == 0, result.output
+    assert "finished earlier" in result.output
+
+
+def test_bad_configs_fail_before_training(tmp_path: Path) -> None:
+    config = tmp_path / "family.yaml"
+    config.write_text(FAMILY.replace("num_heads: 4", "num_heads: 5"))
+    result = CliRunner().invoke(app, ["pretrain", str(config), "--run-dir", str(tmp_path / "run")])
+    assert isinstance(result.exception, ConfigError) and "num_heads" in str(result.exception)
+    config.write_text(FAMILY)
+    result = CliRunner().invoke(app, ["pretrain", str(config), "train.lrate=0.1", "--run-dir", str(tmp_path / "run")])
+    assert isinstance(result.exception, ConfigError) and "unknown key 'train.lrate'" in str(result.exception)
+    result = CliRunner().invoke(app, ["pretrain", str(config), "--member", "nope", "--run-dir", str(tmp_path / "run")])
+    assert isinstance(result.exception, ConfigError) and "no member 'nope'" in str(result.exception)
+    assert not (tmp_path / "run").exists()
+
+
+def test_embed_command_writes_and_caches(trained, moleculenet_dir: Path, tmp_path: Path) -> None:
+    _, run, _ = trained
+    args = ["embed", "--encoder", f"bert:{run / 'strong' / 'final'}", "--task", "FreeSolv", "--data-dir", str(moleculenet_dir.parent), "--no-progress"]
+    out = tmp_path / "freesolv.npy"
+    first = CliRunner().invoke(app, [*args, "--pooling", "mean", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert "642 molecules x 64 features (computed)" in first.output
+    assert np.load(out).shape == (642, 64)
+    again = CliRunner().invoke(app, [*args, "--pooling", "mean"])
+    assert "(from cache)" in again.output
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_torchrun_two_process_ddp_smoke(tmp_path: Path) -> None:
+    config = tmp_path / "family.yaml"
+    config.write_text(FAMILY.replace("steps: 300", "steps: 6").replace("snapshots: [100]", "snapshots: [3]"))
+    cmd = ["torchrun", "--nproc_per_node=2", "--master_port=29561", str(REPO / "pretrain" / "train.py"), str(config), "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unigram baseline" in proc.stdout
+    family = load_family_config(config)
+    for member in family.members:
+        done = json.loads((tmp_path / "run" / member.name / "COMPLETE.json").read_text())
+        assert done["steps"] == member.steps
+        assert done["counters"]["tokens"] > 0
+    assert (tmp_path / "run" / "strong" / "snapshots" / "step-00000003" / "model.safetensors").is_file()

@@ -1,0 +1,114 @@
+"""Pretraining data: bucketed batch order, sharding, padding, split, counts of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from molw2s.encoders.batching import bucketed_batches, pad_batch, shard_batches
+from molw2s.encoders.config import DataConfig
+from molw2s.encoders.data import prepare_pretraining_data, split_corpus
+from molw2s.encoders.masking import IGNORE_INDEX
+from molw2s.encoders.trainer import make_batch
+
+
+def _padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    return 1.0 - sum(lengths[b].sum() for b in batches) / padded
+
+
+def test_bucketed_batches_cover_each_index_once_and_cut_padding() -> None:
+    lengths = np.random.default_rng(0).integers(10, 120, size=1000)
+    batches = bucketed_batches(lengths, 16, seed=3, epoch=0, bucket_batches=10)
+    flat = np.concatenate(batches)
+    assert len(flat) == 1000 // 16 * 16 and len(set(flat.tolist())) == len(flat)  # drop_last: 8 left out
+    assert all(len(b) == 16 for b in batches)
+    random_batches = np.array_split(np.random.default_rng(1).permutation(1000)[: len(flat)], len(batches))
+    assert _padding_fraction(batches, lengths) < 0.2 < _padding_fraction(random_batches, lengths)
+    kept_all = bucketed_batches(lengths, 16, seed=3, epoch=0, drop_last=False)
+    assert sorted(np.concatenate(kept_all).tolist()) == list(range(1000))
+
+
+def test_batch_order_is_a_function_of_seed_and_epoch() -> None:
+    lengths = np.arange(200) % 37
+    a = bucketed_batches(lengths, 8, seed=1, epoch=2)
+    b = bucketed_batches(lengths, 8, seed=1, epoch=2)
+    c = bucketed_batches(lengths, 8, seed=1, epoch=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_shards_partition_the_batches_equally() -> None:
+    batches = [np.array([i]) for i in range(11)]
+    shards = [shard_batches(batches, r, 3) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]
+    got = sorted(int(b[0]) for s in shards for b in s)
+    assert got == list(range(9))
+    with pytest.raises(ValueError):
+        shard_batches(batches, 3, 3)
+
+
+def test_pad_batch_right_pads_and_rounds_up() -> None:
+    ids, attention = pad_batch([[2, 5, 3], [2, 3]], pad_id=0, multiple_of=4)
+    assert ids.tolist() == [[2, 5, 3, 0], [2, 3, 0, 0]]
+    assert attention.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
+
+
+def test_split_is_seeded_disjoint_and_capped() -> None:
+    smiles = [f"C{'C' * i}O" for i in range(100)]
+    cfg = DataConfig(val_fraction=0.2, max_val=15)
+    train, val = split_corpus(smiles, cfg)
+    assert len(val) == 15 and len(train) == 85 and not set(train) & set(val)
+    assert split_corpus(smiles, cfg) == (train, val)
+    assert split_corpus(smiles, cfg.model_copy(update={"corpus_seed": 1}))[1] != val
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory) -> str:
+    """A small corpus with an invalid line, an over-long molecule and a rare element."""
+    rows = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OC(=O)c1ccccc1", "C1CCCCC1"] * 5
+    rows += ["not_a_smiles", "C" * 60, "CC[Se]C"]
+    path = tmp_path_factory.mktemp("corpus") / "corpus.smi"
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_prepared_data_reports_invalid_overlong_and_unk(corpus_file: str) -> None:
+    cfg = DataConfig(corpus=corpus_file, val_fraction=0.2, max_length=40, min_freq=2, augment=False, physchem=False)
+    data = prepare_pretraining_data(cfg, progress=False)
+    rep = data.report
+    assert rep.n_invalid == 1 and rep.n_corpus == 32
+    assert rep.n_overlong == 1 and rep.overlong_policy == "truncate"
+    se_in_train = any("[Se]" in s for s in data.train.smiles)
+    # too rare for the vocabulary if seen in training; unseen if held out: [UNK] either way
+    assert rep.dropped_tokens == ({"[Se]": 1} if se_in_train else {})
+    assert rep.n_unk == 1
+    assert rep.n_train + rep.n_val == 32
+    assert max(data.train.lengths.max(), data.val.lengths.max()) == 40
+    assert any("truncated: 1" in line for line in rep.lines())
+
+    excluded = prepare_pretraining_data(cfg.model_copy(update={"overlong": "exclude"}), progress=False)
+    assert excluded.report.n_overlong == 1 and excluded.report.n_train + excluded.report.n_val == 31
+    assert "C" * 60 not in excluded.train.smiles + excluded.val.smiles
+
+
+def test_held_out_masks_are_fixed_and_training_batches_reproducible(corpus_file: str) -> None:
+    cfg = DataConfig(corpus=corpus_file, val_fraction=0.2, max_length=64, physchem=True, descriptor_jobs=1)
+    first = prepare_pretraining_data(cfg, progress=False)
+    second = prepare_pretraining_data(cfg, progress=False)  # descriptors now come from the cache
+    assert first.val_masked_ids == second.val_masked_ids and first.val_labels == second.val_labels
+    assert first.fingerprint == second.fingerprint
+    np.testing.assert_array_equal(first.train.physchem, second.train.physchem)
+    assert first.physchem_stats is not None and len(first.physchem_stats.names) == first.train.physchem.shape[1]
+    labels = np.concatenate([np.asarray(x) for x in first.val_labels])
+    assert (labels != IGNORE_INDEX).any()
+
+    rows = np.arange(6)
+    a = make_batch(first, rows, seed=11)
+    b = make_batch(first, rows, seed=11)
+    c = make_batch(first, rows, seed=12)
+    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.input_ids, c.input_ids)  # new random SMILES and masks
+    assert a.physchem.shape == (6, len(first.physchem_stats.names))
+    assert int(a.attention_mask.sum(1).max()) == a.input_ids.shape[1]  # dynamic padding
