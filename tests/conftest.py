@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,20 @@ def moleculenet_dir(shared_data: Path) -> Path:
     return shared_data / "moleculenet"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temp molw2s cache for the whole session, set before any module-scoped fixture
+    runs, so no test ever writes to ~/.cache/molw2s."""
+    old = os.environ.get("MOLW2S_DATA_DIR")
+    os.environ["MOLW2S_DATA_DIR"] = str(tmp_path_factory.mktemp("molw2s_session_cache"))
+    yield
+    if old is None:
+        os.environ.pop("MOLW2S_DATA_DIR", None)
+    else:
+        os.environ["MOLW2S_DATA_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the molw2s cache at a temp dir so tests never touch ~/.cache or the network."""
+    """A fresh molw2s cache per test (module fixtures use the session one)."""
     monkeypatch.setenv("MOLW2S_DATA_DIR", str(tmp_path_factory.mktemp("molw2s_cache")))

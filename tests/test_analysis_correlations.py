@@ -66,3 +66,16 @@ def test_bootstrap_is_deterministic_and_frame_shape():
 def test_missing_column_is_named():
     with pytest.raises(KeyError, match="PredGap"):
         bootstrap_correlations(_table(4, 1, 1.0, 0.1), ["PredGap"], ["err_w2s"])
+
+
+def test_model_bootstrap_interval_contains_point_estimate_and_seed_resampling_widens_it():
+    table = _table(8, 3, slope=1.0, noise=0.15, seed=2)
+    models = {r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=400)}
+    both = {r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=400,
+                                                        resample="models_and_seeds")}
+    for method in ("spearman", "pearson"):
+        assert models[method].ci_low <= models[method].value <= models[method].ci_high
+        assert both[method].value == models[method].value  # same point estimate
+        assert both[method].ci_low <= models[method].ci_low
+    with pytest.raises(ValueError, match="resample"):
+        bootstrap_correlations(table, ["M"], ["err_w2s"], resample="cells")

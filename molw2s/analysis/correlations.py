@@ -1,12 +1,16 @@
 """Rank and linear correlations between predictors and measured W2S quantities,
-with two-stage bootstrap confidence intervals over weak models and seeds.
+with cluster-bootstrap confidence intervals over weak models (optionally also over seeds).
 
 The point estimate correlates, across weak models, each model's mean over seeds (and
 splits) of the predictor with its mean of the measured quantity. The bootstrap redraws
-weak models with replacement and, inside each drawn model, its seeds with replacement,
-then recomputes the seed means and the correlation (theory.md section 5: "bootstrap
-confidence intervals over weak models and seeds"). Resamples in which either side is
-constant have no defined correlation; they are skipped and counted.
+weak models with replacement (a cluster bootstrap: each drawn model brings all its
+seeds), and with ``resample="models_and_seeds"`` also redraws the seeds inside each
+drawn model, then recomputes the seed means and the correlation. The default is
+``"models"``: redrawing only three or so seeds per model adds noise to every mean,
+which attenuates the resampled correlations towards zero, so the two-stage percentile
+interval is biased low and can even exclude the point estimate (docs/experiment.md).
+Resamples in which either side is constant have no defined correlation; they are
+skipped and counted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 METHODS = ("spearman", "kendall", "pearson")
+RESAMPLING = ("models", "models_and_seeds")
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,15 @@ def bootstrap_correlations(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    resample: str = "models",
 ) -> list[Correlation]:
     """Correlate every predictor column with every measured column across weak models.
 
     ``table`` has one row per (weak model, seed/split) cell. Rows with a missing value in
     either column of a pair are left out of that pair only.
     """
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample must be one of {RESAMPLING}, got {resample!r}")
     missing = [c for c in [model_col, *predictors, *measured] if c not in table.columns]
     if missing:
         raise KeyError(f"columns not in the results table: {missing}; have {list(table.columns)}")
@@ -83,7 +91,7 @@ def bootstrap_correlations(
         for m in measured:
             sub = table[[model_col, p, m]].dropna()
             groups = [g[[p, m]].to_numpy(float) for _, g in sub.groupby(model_col, sort=True)]
-            out.extend(_pair_correlations(groups, p, m, methods, n_boot, confidence, rng))
+            out.extend(_pair_correlations(groups, p, m, methods, n_boot, confidence, rng, resample == "models_and_seeds"))
     return out
 
 
@@ -95,6 +103,7 @@ def _pair_correlations(
     n_boot: int,
     confidence: float,
     rng: np.random.Generator,
+    resample_seeds: bool,
 ) -> list[Correlation]:
     n_models = len(groups)
     n_rows = int(sum(len(g) for g in groups))
@@ -105,7 +114,7 @@ def _pair_correlations(
     if n_models >= 3:
         for _ in range(n_boot):
             pick = rng.integers(0, n_models, size=n_models)
-            sample = np.array([_resampled_mean(groups[i], rng) for i in pick])
+            sample = means[pick] if not resample_seeds else np.array([_resampled_mean(groups[i], rng) for i in pick])
             if np.ptp(sample[:, 0]) == 0 or np.ptp(sample[:, 1]) == 0:
                 degenerate += 1
                 continue

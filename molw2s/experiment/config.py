@@ -51,11 +51,14 @@ class PredictorSettings(StrictModel):
 
 
 class EvaluationSettings(StrictModel):
-    """Bootstrap settings of the correlations."""
+    """Bootstrap settings of the correlations (see molw2s.analysis.correlations):
+    ``resample: models`` redraws weak models with all their seeds; ``models_and_seeds``
+    also redraws seeds inside each model (wider, and biased towards zero)."""
 
     n_boot: int = Field(2000, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
+    resample: Literal["models", "models_and_seeds"] = "models"
 
 
 class ExperimentConfig(StrictModel):

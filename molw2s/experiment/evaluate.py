@@ -14,7 +14,7 @@ import pandas as pd
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.document import Document
 from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
-from molw2s.experiment.config import ExperimentConfig
+from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
 from molw2s.io import atomic_path, write_json_atomic, write_text_atomic
 
 PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
@@ -49,12 +49,12 @@ def model_summary(cells: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values("M").reset_index(drop=True)
 
 
-def rule_sensitivity(sens: pd.DataFrame, n_boot: int, confidence: float, seed: int) -> pd.DataFrame:
+def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
     """Spearman rho of M (and of PredGap_hat) with Err_w2s under each k rule."""
     records = []
     for label, part in sens.groupby("rule", sort=False):
         corr = bootstrap_correlations(part, ["M", "predgap_hat"], ["err_w2s"], methods=["spearman"],
-                                      n_boot=n_boot, confidence=confidence, seed=seed)
+                                      **_bootstrap_args(settings))
         rec: dict[str, Any] = {"rule": label, "mean k_w": part["k_w"].mean(), "mean k_s": part["k_s"].mean(),
                                "M range": f"{part['M'].min():.3f}-{part['M'].max():.3f}"}
         for c in corr:
@@ -108,12 +108,11 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
     all_corr = []
     for task, part in cells.groupby("task", sort=False):
         corr = correlations_frame(bootstrap_correlations(
-            part, [p for p in PREDICTORS if part[p].notna().any()], list(MEASURED),
-            n_boot=ev.n_boot, confidence=ev.confidence, seed=ev.seed))
+            part, [p for p in PREDICTORS if part[p].notna().any()], list(MEASURED), **_bootstrap_args(ev)))
         corr.insert(0, "task", task)
         all_corr.append(corr)
         summary = model_summary(part)
-        sensitivity = rule_sensitivity(sens[sens.task == task], ev.n_boot, ev.confidence, ev.seed)
+        sensitivity = rule_sensitivity(sens[sens.task == task], ev)
         check_rho = correlation(part["predgap_hat"].to_numpy(float), part["predgap"].to_numpy(float), "spearman")
         figures = {
             "m_vs_err_w2s": predictor_scatter(part, "M", "err_w2s", title=f"{task}:"),
@@ -140,6 +139,11 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
     return results
 
 
+def _bootstrap_args(settings: EvaluationSettings) -> dict[str, Any]:
+    return {"n_boot": settings.n_boot, "confidence": settings.confidence, "seed": settings.seed,
+            "resample": settings.resample}
+
+
 def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     head = config.w2s.head
     return (
@@ -149,8 +153,8 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "
         f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
         f"Errors are test MSE in the task's units; correlations are across weak models of their "
-        f"seed means, with {config.evaluation.confidence:.0%} two-stage bootstrap intervals "
-        f"({config.evaluation.n_boot} resamples over weak models and seeds)."
+        f"seed means, with {config.evaluation.confidence:.0%} percentile bootstrap intervals "
+        f"({config.evaluation.n_boot} resamples; resampling unit: {config.evaluation.resample.replace('_', ' ')})."
     )
 
 
