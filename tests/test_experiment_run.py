@@ -34,7 +34,7 @@ def experiment_yaml(tmp_path):
     config = {
         "name": "tiny_run", "family": "family.yaml", "run_dir": str(tmp_path / "run"),
         "strong": "big", "weak": ["small@5", "small", "maccs"], "tasks": ["nci_tpsa"],
-        "splits": {"kind": "random", "seeds": [0, 1]}, "evaluation": {"n_boot": 50},
+        "splits": {"method": "random", "seeds": [0, 1]}, "evaluation": {"n_boot": 50},
     }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))

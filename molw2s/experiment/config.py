@@ -13,15 +13,19 @@ from molw2s.w2s.heads import HeadConfig
 
 
 class SplitSettings(StrictModel):
-    """How each task is split into train / valid / test, and with which seeds.
+    """How each task is split into train / valid / test, once per seed (the methods of
+    :class:`molw2s.data.config.SplitSpec`).
 
     ``paper`` reads ChemBench's published split files (seeds 122, 123, 124) for ESOL,
-    FreeSolv and Lipop; ``random`` and ``scaffold`` are seeded 80/10/10 splits.
+    FreeSolv and Lipop; ``random`` and ``scaffold`` are seeded splits with ``frac``;
+    ``file`` reads one JSON split file (``path``) and varies only the D_w / D_s draw.
+    The D_w / D_s draw of each seed uses that seed.
     """
 
-    kind: Literal["random", "scaffold", "paper"] = "random"
+    method: Literal["random", "scaffold", "scaffold_balanced", "paper", "file"] = "random"
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    frac: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    path: Path | None = None
 
 
 class W2SSettings(StrictModel):

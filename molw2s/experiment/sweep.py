@@ -50,21 +50,18 @@ def rule_label(config: PredictorConfig) -> str:
 
 
 def make_splits(task: Any, settings: SplitSettings, w2s: W2SSettings, data_dir: Path | None) -> list[TaskSplit]:
-    """Train/test splits of ``task`` for every seed, then D_w / D_s from the training part."""
-    from molw2s.data.splits import paper_split, random_split, scaffold_split, to_positions, w2s_split
+    """Train/test split of ``task`` for every seed, then D_w / D_s from its training part
+    (:func:`molw2s.data.prepare.split_task`, so split files map onto the task's molecules)."""
+    from molw2s.data.config import SplitSpec
+    from molw2s.data.prepare import split_task
 
     out = []
     for seed in settings.seeds:
-        dropped = 0
-        if settings.kind == "paper":
-            mapped = to_positions(paper_split(task.name, seed, data_dir), task.row_index)
-            split, dropped = mapped.split, mapped.n_dropped()
-        elif settings.kind == "scaffold":
-            split = scaffold_split(task.smiles, settings.fractions, seed)
-        else:
-            split = random_split(len(task.smiles), settings.fractions, seed)
-        parts = w2s_split(split.train, w2s.n_weak, w2s.n_strong, seed)
-        out.append(TaskSplit(seed, parts.weak, parts.strong, split.test, dropped))
+        spec = SplitSpec(method=settings.method, frac=settings.frac, seed=seed, path=settings.path,
+                         n_weak=w2s.n_weak, n_strong=w2s.n_strong)
+        parts = split_task(task, spec, data_dir=data_dir)
+        dropped = sum(len(v) for v in parts.dropped.values())
+        out.append(TaskSplit(seed, parts.w2s.weak, parts.w2s.strong, parts.split.test, dropped))
     return out
 
 
