@@ -30,7 +30,7 @@ CELL_VERSION = "w2s-cell-v1"
 
 
 @dataclass(frozen=True)
-class TaskSplit:
+class SeedSplit:
     """Positions (into the task's molecules) of D_w, D_s and the test set for one seed."""
 
     seed: int
@@ -49,7 +49,7 @@ def rule_label(config: PredictorConfig) -> str:
     return f"flat_tail(c={config.c:g})"
 
 
-def make_splits(task: Any, settings: SplitSettings, w2s: W2SSettings, data_dir: Path | None) -> list[TaskSplit]:
+def make_splits(task: Any, settings: SplitSettings, w2s: W2SSettings, data_dir: Path | None) -> list[SeedSplit]:
     """Train/test split of ``task`` for every seed, then D_w / D_s from its training part
     (:func:`molw2s.data.prepare.split_task`, so split files map onto the task's molecules)."""
     from molw2s.data.config import SplitSpec
@@ -61,7 +61,7 @@ def make_splits(task: Any, settings: SplitSettings, w2s: W2SSettings, data_dir: 
                          n_weak=w2s.n_weak, n_strong=w2s.n_strong)
         parts = split_task(task, spec, data_dir=data_dir)
         dropped = sum(len(v) for v in parts.dropped.values())
-        out.append(TaskSplit(seed, parts.w2s.weak, parts.w2s.strong, parts.split.test, dropped))
+        out.append(SeedSplit(seed, parts.w2s.weak, parts.w2s.strong, parts.split.test, dropped))
     return out
 
 
@@ -96,7 +96,7 @@ def run_cell(
     weak: str,
     representations: Mapping[str, np.ndarray],
     y: np.ndarray,
-    split: TaskSplit,
+    split: SeedSplit,
     config: ExperimentConfig,
     operators: OperatorCache,
 ) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def run_cell(
 
 
 def cell_key(
-    task: str, weak: str, strong: str, digests: tuple[str, str, str], split: TaskSplit, config: ExperimentConfig
+    task: str, weak: str, strong: str, digests: tuple[str, str, str], split: SeedSplit, config: ExperimentConfig
 ) -> str:
     """Content hash of everything a cell's numbers depend on."""
     return content_hash(
@@ -139,7 +139,7 @@ def sweep_task(
     task_name: str,
     y: np.ndarray,
     representations: Mapping[str, np.ndarray],
-    splits: Sequence[TaskSplit],
+    splits: Sequence[SeedSplit],
     config: ExperimentConfig,
     cells_dir: Path,
     *,
