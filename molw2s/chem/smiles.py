@@ -72,8 +72,6 @@ def format_invalid(
 
 def mol_from_smiles(smiles: object) -> tuple[Chem.Mol | None, str]:
     """Parse one SMILES; return ``(mol, "")`` or ``(None, reason)`` with RDKit's own words."""
-    from rdkit import Chem
-
     if not isinstance(smiles, str):
         return None, f"not a string (got {type(smiles).__name__})"
     text = smiles.strip()

@@ -71,12 +71,10 @@ def predict(
     adds PredGap_hat = ||P_s (I - P_w) y||^2 / n_hat (theory.md sections 3-4).
     """
     from molw2s.theory.predictor import predict_w2s
-    from molw2s.w2s.arrays import load_array
-    from molw2s.w2s.validation import as_matrix, as_vector
 
-    H_w = as_matrix(load_array(weak, "weak representation"), "weak representation", path=weak, min_rows=2)
-    H_s = as_matrix(load_array(strong, "strong representation"), "strong representation", path=strong, min_rows=2)
-    y = None if labels is None else as_vector(load_array(labels, "labels"), "labels", n_rows=len(H_w), path=labels)
+    H_w = _load_matrix(weak, "weak representation", min_rows=2)
+    H_s = _load_matrix(strong, "strong representation", min_rows=2)
+    y = None if labels is None else _load_vector(labels, "labels", n_rows=len(H_w))
     k_rule = resolve_rule(rule, tau, k_w, k_s)
     result = predict_w2s(
         H_w,
@@ -203,9 +201,6 @@ def _array_inputs(
     weak: Path | None, strong: Path | None, labels: Path | None, weak_encoder: str | None, strong_encoder: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated representations and labels from array files (errors name the file)."""
-    from molw2s.w2s.arrays import load_array
-    from molw2s.w2s.validation import as_matrix, as_vector
-
     if weak_encoder is not None or strong_encoder is not None:
         raise ConfigError("--weak-encoder/--strong-encoder need --task; with arrays use --weak/--strong")
     missing = [opt for opt, val in (("--weak", weak), ("--strong", strong), ("--labels", labels)) if val is None]
@@ -213,10 +208,25 @@ def _array_inputs(
         raise ConfigError(
             f"missing {', '.join(missing)}: give --weak, --strong and --labels arrays, or --task with encoders"
         )
-    H_w = as_matrix(load_array(weak, "weak representation"), "weak representation", path=weak)
-    H_s = as_matrix(load_array(strong, "strong representation"), "strong representation", path=strong)
-    y = as_vector(load_array(labels, "labels"), "labels", path=labels)
-    return H_w, H_s, y
+    H_w = _load_matrix(weak, "weak representation")
+    H_s = _load_matrix(strong, "strong representation")
+    return H_w, H_s, _load_vector(labels, "labels")
+
+
+def _load_matrix(path: Path, what: str, *, min_rows: int = 1) -> np.ndarray:
+    """A validated (rows x features) matrix from an array file; errors name ``what`` and the file."""
+    from molw2s.w2s.arrays import load_array
+    from molw2s.w2s.validation import as_matrix
+
+    return as_matrix(load_array(path, what), what, path=path, min_rows=min_rows)
+
+
+def _load_vector(path: Path, what: str, *, n_rows: int | None = None) -> np.ndarray:
+    """A validated label vector from an array file, with ``n_rows`` entries when given."""
+    from molw2s.w2s.arrays import load_array
+    from molw2s.w2s.validation import as_vector
+
+    return as_vector(load_array(path, what), what, n_rows=n_rows, path=path)
 
 
 def _task_inputs(
@@ -239,14 +249,15 @@ def _task_inputs(
     loaded = load_task(task, data_dir=data_dir)
     spec = {"pooling": pooling, "layer": layer, "cache": True, "data_dir": data_dir, "progress": True}
     H_w, H_s = embed_task(weak_encoder, loaded, **spec), embed_task(strong_encoder, loaded, **spec)
+    # file rows first, then task positions: the same split as `molw2s run` for a seed
     if split_seed is not None:
-        mapped = to_positions(paper_split(task, split_seed, data_dir), loaded.row_index)
-        if mapped.n_dropped():
-            typer.echo(f"note: {mapped.n_dropped()} split rows have no valid molecule and were dropped", err=True)
-        parts = mapped.split
+        rows = paper_split(task, split_seed, data_dir)
     else:
-        parts = random_split(len(loaded.y), (0.8, 0.1, 0.1), seed)
-    return H_w, H_s, loaded.y, parts
+        rows = random_split(loaded.n_rows, (0.8, 0.1, 0.1), seed)
+    mapped = to_positions(rows, loaded.row_index)
+    if mapped.n_dropped():
+        typer.echo(f"note: {mapped.n_dropped()} split rows have no valid molecule and were dropped", err=True)
+    return H_w, H_s, loaded.y, mapped.split
 
 
 def _size(text: str, option: str) -> int | float:

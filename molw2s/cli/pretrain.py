@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from molw2s.encoders.family import FamilyResult
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +33,7 @@ def pretrain(
     print_results(result)
 
 
-def print_results(result) -> None:  # noqa: ANN001 - FamilyResult, imported lazily
+def print_results(result: FamilyResult) -> None:
     """The data report and the held-out table (masked-token accuracy, MLM loss, PhysChem R^2)."""
     from rich.console import Console
     from rich.table import Table

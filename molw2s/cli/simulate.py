@@ -66,7 +66,7 @@ def _default_run_dir(cfg: RandomFeaturesConfig) -> Path:
 def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predictor: bool = True) -> dict[str, Any]:
     """Run (or resume) every repeat of ``cfg`` under ``run_dir``, write the summary, the
     per-(repeat, M_TE) table and the figures; return the summary."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from molw2s.analysis import rf_plots
     from molw2s.analysis.plots import save_figure

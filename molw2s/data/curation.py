@@ -29,15 +29,12 @@ class BadLabel:
         return f"{row_label(self.row, self.line)}: {self.value!r}: {self.reason}"
 
 
-def parse_labels(raw: Sequence[str], rows: Sequence[int] | None = None) -> tuple[np.ndarray, list[BadLabel]]:
-    """Parse label strings to float64; bad ones (empty, non-numeric, NaN, inf) become NaN and are listed.
-
-    ``rows`` gives the row number reported for each entry (default: its position).
-    """
-    rows = range(len(raw)) if rows is None else rows
+def parse_labels(raw: Sequence[str]) -> tuple[np.ndarray, list[BadLabel]]:
+    """Parse label strings to float64; bad ones (empty, non-numeric, NaN, inf) become NaN and
+    are listed with their position in ``raw`` as the row."""
     y = np.full(len(raw), np.nan)
     bad: list[BadLabel] = []
-    for i, (row, text) in enumerate(zip(rows, raw)):
+    for row, text in enumerate(raw):
         stripped = text.strip()
         try:
             value = float(stripped)
@@ -47,7 +44,7 @@ def parse_labels(raw: Sequence[str], rows: Sequence[int] | None = None) -> tuple
         if not math.isfinite(value):
             bad.append(BadLabel(row, text, "not a finite number"))
             continue
-        y[i] = value
+        y[row] = value
     return y, bad
 
 

@@ -34,6 +34,8 @@ from molw2s.errors import ConfigError
 from molw2s.io import cache_dir, content_hash, file_digest, load_npy, save_npy_atomic, write_json_atomic
 
 if TYPE_CHECKING:
+    import torch
+
     from molw2s.data.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,14 @@ class Encoder(Protocol):
     """Anything that embeds SMILES: fingerprints, descriptors, transformer checkpoints."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The spec string naming this encoder."""
 
-    def identity(self) -> dict[str, Any]: ...
+    def identity(self) -> dict[str, Any]:
+        """JSON-ready description of everything the output depends on (keys the cache)."""
 
-    def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+    def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(n, d) float32 representations, one row per SMILES, in input order."""
 
 
 @dataclass
@@ -114,7 +119,7 @@ class TransformerEncoder:
         return out
 
 
-def pool(hidden, attention, pooling: Pooling):  # noqa: ANN001, ANN201 - torch tensors
+def pool(hidden: torch.Tensor, attention: torch.Tensor, pooling: Pooling) -> torch.Tensor:
     """[CLS] vector or masked mean over real tokens: (batch, length, d) -> (batch, d)."""
     if pooling == "cls":
         return hidden[:, 0]

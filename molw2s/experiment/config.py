@@ -70,7 +70,7 @@ class ExperimentConfig(StrictModel):
 
     Encoder names are either members of the pretrained ``family`` (``weak_s``,
     ``strong@500`` for a snapshot) or featurisers understood by
-    :func:`molw2s.encoders.embed.parse_encoder` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
+    :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")

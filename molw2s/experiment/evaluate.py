@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
