@@ -86,3 +86,29 @@ def test_cli_run_reports_config_errors(tmp_path):
     result = CliRunner().invoke(app, ["run", str(bad)])
     assert result.exit_code != 0
     assert "unknown key 'split'" in str(result.exception) and "splits" in str(result.exception)
+
+
+def test_user_csv_task_with_named_columns(tmp_path):
+    from rdkit.Chem import Descriptors, MolFromSmiles
+
+    smiles = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "Cc1ccccc1", "CCN", "CCCN", "CC(=O)O", "CCOC", "CCCl"] * 6
+    lines = ["mol,weight,other"] + [f"{s},{Descriptors.MolWt(MolFromSmiles(s)) + i * 0.01},x" for i, s in enumerate(smiles)]
+    lines.append("not_a_smiles,1.0,x")
+    csv = tmp_path / "my_task.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    config = load_experiment_config(
+        _write(tmp_path / "csv.yaml", {
+            "name": "csv_run", "run_dir": str(tmp_path / "run"), "strong": "ecfp4-512",
+            "weak": ["maccs", "ecfp2-256"], "tasks": [{"name": str(csv), "smiles_col": "mol", "label_col": "weight"}],
+            "splits": {"seeds": [0]}, "evaluation": {"n_boot": 20},
+        })
+    )
+    results = run_experiment(config, progress=False)
+    assert results["tasks"]["my_task.csv"]["n_cells"] == 2
+    report = (tmp_path / "run" / "data_report.txt").read_text()
+    assert "not_a_smiles" in report and "1 " in report  # the invalid row is reported, not dropped silently
+
+
+def _write(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path

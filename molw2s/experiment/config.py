@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from molw2s.config import StrictModel, load_config
+from molw2s.data.config import TaskSpec
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
 
@@ -81,12 +82,20 @@ class ExperimentConfig(StrictModel):
     corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
     strong: str
     weak: list[str] = Field(min_length=2)
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)  # a name, or {name, smiles_col, label_col, ...}
+    strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
     splits: SplitSettings = Field(default_factory=SplitSettings)
     w2s: W2SSettings = Field(default_factory=W2SSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_names(cls, tasks: object) -> object:
+        if isinstance(tasks, list):
+            return [{"name": t} if isinstance(t, str) else t for t in tasks]
+        return tasks
 
     @model_validator(mode="after")
     def _weak_differs_from_strong(self) -> ExperimentConfig:

@@ -147,7 +147,7 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     head = config.w2s.head
     return (
         f"Strong model: {config.strong}. Weak models ({len(config.weak)}): {', '.join(config.weak)}. "
-        f"Tasks: {', '.join(config.tasks)}. Splits: {config.splits.method}, seeds {config.splits.seeds}. "
+        f"Tasks: {', '.join(t.name for t in config.tasks)}. Splits: {config.splits.method}, seeds {config.splits.seeds}. "
         f"D_w = {config.w2s.n_weak}, D_s = {config.w2s.n_strong} of the training part. "
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "
         f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "

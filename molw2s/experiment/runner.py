@@ -68,7 +68,8 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
 
 def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole experiment and write ``<run_dir>/report``; return results.json's content."""
-    from molw2s.data.tasks import load_task
+    from molw2s.data.config import DataConfig
+    from molw2s.data.prepare import load_task_spec
     from molw2s.encoders.embed import embed_task
 
     run_dir = config.resolved_run_dir()
@@ -78,8 +79,9 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
     pretrain_if_needed(config, progress=progress)
     rows: list[dict[str, Any]] = []
     data_report = []
-    for task_name in config.tasks:
-        task = load_task(task_name, data_dir=config.data_dir)
+    data_config = DataConfig(data_dir=config.data_dir, strict=config.strict)
+    for task_spec in config.tasks:
+        task = load_task_spec(task_spec, data_config)
         data_report.append(task.report())
         reps = {
             name: embed_task(spec, task, pooling=config.embedding.pooling, layer=config.embedding.layer,
