@@ -170,7 +170,8 @@ def _task_section(
     sp["rho [CI]"] = [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
     doc.table(sp.pivot(index="predictor", columns="measured", values="rho [CI]").reset_index())
     doc.paragraph("Kendall and Pearson correlations with their intervals are in correlations.csv and results.json.")
-    doc.image(str(paths["m_vs_err_w2s"].relative_to(out_dir)), f"{task}: M against Err_w2s per weak model")
+    doc.image(str(paths["m_vs_err_w2s"].relative_to(out_dir)),
+              f"{task}: M against Err_w2s per weak model (seed means; bars: one std over seeds, whose test sets differ)")
     doc.image(str(paths["m_vs_predgap"].relative_to(out_dir)), f"{task}: M against measured PredGap")
     doc.heading("Dependence on the rule for k", 3)
     doc.table(sensitivity)
