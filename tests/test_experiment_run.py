@@ -112,3 +112,12 @@ def test_user_csv_task_with_named_columns(tmp_path):
 def _write(path, data):
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.mark.parametrize("name", ["quickstart", "moleculenet", "paper"])
+def test_shipped_configs_validate_and_name_real_models(name):
+    from pathlib import Path
+
+    config = load_experiment_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
+    specs = resolve_encoders(config)  # every weak / strong name is a family member or a featuriser
+    assert len(config.weak) >= 8 and set(specs) == {config.strong, *config.weak}
