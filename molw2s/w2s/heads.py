@@ -234,8 +234,9 @@ class HeadConfig(StrictModel):
         """A fresh, unfitted head with these settings."""
         if self.solver == "ridge":
             return RidgeHead(beta=self.beta, scale=self.scale)
-        return SGDHead(
-            weight_decay=2.0 * self.beta,
+        return make_head(
+            "sgd",
+            beta=self.beta,
             lr=self.lr,
             batch_size=self.batch_size,
             epochs=self.epochs,
