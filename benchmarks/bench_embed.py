@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from molw2s.data.tasks import load_task
-from molw2s.encoders.checkpoint import save_model_files
+from molw2s.encoders.model_files import save_model
 from molw2s.encoders.embed import TransformerEncoder
-from molw2s.encoders.model import MolBertForPretraining, make_bert_config
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,12 +35,12 @@ SIZES = {
 
 def random_checkpoint(directory: Path, smiles: list[str], size: str) -> Path:
     """A randomly initialised model of ``size`` with a vocabulary built from ``smiles``."""
-    from molw2s.encoders.config import ModelSizeConfig
+    from molw2s.encoders.model_size import ModelSizeConfig
 
     tok = make_tokenizer(build_vocab(smiles).token_to_id)
-    config = make_bert_config(ModelSizeConfig(**SIZES[size]), vocab_size=len(tok), max_length=128, pad_token_id=tok.pad_token_id, physchem=None)
+    config = make_molbert_config(ModelSizeConfig(**SIZES[size]), vocab_size=len(tok), max_length=128, pad_token_id=tok.pad_token_id, physchem=None)
     torch.manual_seed(0)
-    save_model_files(MolBertForPretraining(config), tok, directory)
+    save_model(MolBertForPretraining(config), tok, directory)
     return directory
 
 

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molw2s.encoders.config import DataConfig, MemberConfig, ModelSizeConfig, TrainConfig
-from molw2s.encoders.data import PretrainingData, prepare_pretraining_data
-from molw2s.encoders.distributed import resolve_device
-from molw2s.encoders.trainer import MemberTrainer
+from molw2s.data.config import CorpusSpec
+from molw2s.encoders.device import resolve_device
+from molw2s.encoders.model_size import ModelSizeConfig
+from molw2s.pretraining.config import MemberConfig, PretrainingDataConfig, TrainConfig
+from molw2s.pretraining.corpus import PretrainingData, prepare_pretraining_data
+from molw2s.pretraining.trainer import MemberTrainer
 
 SIZES = {
     "quickstart": ModelSizeConfig(num_layers=4, hidden_size=128, num_heads=4, intermediate_size=512),
@@ -161,7 +163,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
-    data_cfg = DataConfig(corpus="moses", n_molecules=args.n_molecules, augment=False, physchem=False, max_val=64)
+    data_cfg = PretrainingDataConfig(corpus=CorpusSpec(name="moses", n=args.n_molecules), augment=False, physchem=False, max_val=64)
     data = prepare_pretraining_data(data_cfg, data_dir=args.data_dir, progress=False)
     if (args.warmup + args.steps) * args.batch_size > len(data.train.smiles):
         parser.error("--n-molecules too small for (warmup + steps) * batch-size")

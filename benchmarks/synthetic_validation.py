@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
+from molw2s.experiment.cell import CellSplit, run_cell
+from molw2s.experiment.config import CellSettings
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.theory.synthetic import make_family
-from molw2s.w2s.protocol import run_w2s
 
 N_WEAK, N_HAT, N_TEST, R = 600, 600, 800, 10
 SETTINGS = [  # (tail_dim, tail_var, noise)
@@ -37,11 +38,12 @@ def sweep(tail_dim: int, tail_var: float, noise: float, seed: int = 0) -> None:
     """Print one line per k rule for one family setting."""
     fam = make_family(N_WEAK + N_HAT + N_TEST, r=R, tail_dim=tail_dim, tail_var=tail_var, noise=noise, seed=seed)
     idx = np.arange(fam.n)
-    parts = {"weak_idx": idx[:N_WEAK], "strong_idx": idx[N_WEAK : N_WEAK + N_HAT], "test_idx": idx[N_WEAK + N_HAT :]}
+    split = CellSplit(0, idx[:N_WEAK], idx[N_WEAK : N_WEAK + N_HAT], idx[N_WEAK + N_HAT :])
     H_s = fam.strong()
     weak = [fam.weak(i) for i in range(len(fam.angles))]
     for name, cfg in RULES.items():
-        rows = [run_w2s(H_w, H_s, fam.y, predictor=cfg, **parts).to_dict() for H_w in weak]
+        settings = CellSettings(w2s={"head": {"scale": "none"}}, predictor={"primary": cfg, "sensitivity": []})
+        rows = [run_cell(H_w, H_s, fam.y, split, settings) for H_w in weak]
         col = {
             key: np.array([r[key] for r in rows], dtype=float)
             for key in ("M", "predgap_hat", "predgap", "err_w2s", "k_s")

@@ -1,4 +1,4 @@
-"""Atomic writes, content hashes and the cache directory shared by every stage."""
+"""Atomic writes, verified directories, content hashes and the cache directory shared by every stage."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 DATA_DIR_ENV = "MOLW2S_DATA_DIR"
+MANIFEST = "MANIFEST.json"
 
 
 def cache_dir() -> Path:
@@ -63,6 +65,58 @@ def save_npy_atomic(target: str | Path, array: np.ndarray) -> None:
 def load_npy(path: str | Path) -> np.ndarray:
     """Load a ``.npy`` array without ever unpickling."""
     return np.load(path, allow_pickle=False)
+
+
+def write_verified_dir(target: str | Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
+    """Let ``fill`` write files into a temp dir, add the manifest last, rename onto ``target``.
+
+    An existing ``target`` is replaced. Killed at any point, this leaves either the old
+    directory, or the new complete one, or a ``.tmp`` directory that readers ignore.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    fill(tmp)
+    files = {
+        p.name: {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size}
+        for p in sorted(tmp.iterdir())
+        if p.is_file()
+    }
+    write_json_atomic(tmp / MANIFEST, {**meta, "files": files})
+    if target.exists():
+        trash = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, trash)
+        os.replace(tmp, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    return target
+
+
+def verify_dir(directory: str | Path) -> str | None:
+    """``None`` if the manifest matches the files, else the reason it does not."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return "no MANIFEST.json (partial write)"
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable MANIFEST.json ({exc})"
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"] or file_digest(path, "sha256") != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of a verified directory (call :func:`verify_dir` first)."""
+    return json.loads((Path(directory) / MANIFEST).read_text())
 
 
 def content_hash(*parts: Any, length: int = 16) -> str:

@@ -13,10 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from molw2s.cli.pretrain import print_results
-from molw2s.encoders.config import load_family_config
-from molw2s.encoders.distributed import init_distributed, shutdown_distributed
-from molw2s.encoders.family import pretrain_family
+from molw2s.pretraining.config import load_family_config
+from molw2s.pretraining.distributed import init_distributed, shutdown_distributed
+from molw2s.pretraining.family import pretrain_family
+from molw2s.pretraining.report import print_results
 from molw2s.errors import MolW2SError
 
 

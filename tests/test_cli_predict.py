@@ -12,7 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from molw2s.cli import app
-from molw2s.cli.predict import resolve_rule
+from molw2s.data.tasks import load_task
+from molw2s.encoders.embed import embed_task
+from molw2s.experiment.cell import run_cell, task_cell_splits
+from molw2s.experiment.config import CellSettings
 from molw2s.errors import ConfigError, DataError, DataNotFoundError
 from molw2s.theory.predictor import predict_w2s
 from molw2s.theory.synthetic import make_family
@@ -50,7 +53,7 @@ def arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_predict_text_and_json_match_the_library(arrays):
-    args = ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--beta-w", "0.1", "--beta-s", "0.2"]
+    args = ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "w2s.weak_head.beta=0.1", "w2s.head.beta=0.2"]
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output
     assert text.output.splitlines()[0].startswith("M ")
@@ -58,7 +61,8 @@ def test_predict_text_and_json_match_the_library(arrays):
     out = runner.invoke(app, [*args, "--labels", arrays["labels"], "--json"])
     row = json.loads(out.output)
     ref = predict_w2s(
-        np.load(arrays["weak"]), np.load(arrays["strong"]), beta_w=0.1, beta_s=0.2, y=np.load(arrays["labels"])
+        np.load(arrays["weak"]), np.load(arrays["strong"]), beta_w=0.1, beta_s=0.2, y=np.load(arrays["labels"]),
+        scale="trace",
     )
     assert row["M"] == pytest.approx(ref.M) and row["predgap_hat"] == pytest.approx(ref.predgap_hat)
     assert row["rule"] == "flat_tail" and row["beta_s"] == 0.2
@@ -67,25 +71,30 @@ def test_predict_text_and_json_match_the_library(arrays):
 def test_predict_options_and_npz(arrays):
     out = runner.invoke(
         app,
-        ["predict", "--weak", arrays["npz"] + ":weak", "--strong", arrays["npz"] + ":strong", "--tau", "0.5", "--json"],
+        [
+            "predict", "--weak", arrays["npz"] + ":weak", "--strong", arrays["npz"] + ":strong",
+            "predictor.primary.rule=tau", "predictor.primary.tau=0.5", "--json",
+        ],
     )
     row = json.loads(out.output)
     assert row["rule"] == "tau" and row["tau"] == 0.5 and row["n_hat"] == 150
     out = runner.invoke(
-        app, ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--k-w", "3", "--k-s", "4", "--json"]
+        app,
+        [
+            "predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--json",
+            "predictor.primary.rule=fixed", "predictor.primary.k_w=3", "predictor.primary.k_s=4",
+        ],
     )
     row = json.loads(out.output)
     assert (row["rule"], row["k_w"], row["k_s"]) == ("fixed", 3, 4)
 
 
-def test_resolve_rule():
-    assert resolve_rule(None, None, None, None) == "flat_tail"
-    assert resolve_rule(None, 0.8, None, None) == "tau"
-    assert resolve_rule("fixed", None, 2, None) == "fixed"
-    with pytest.raises(ConfigError, match="not both"):
-        resolve_rule(None, 0.8, 3, None)
-    with pytest.raises(ConfigError, match="contradicts"):
-        resolve_rule("flat_tail", 0.8, None, None)
+def test_predict_reads_an_experiment_config(arrays, tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("name: x\nstrong: s\nweak: [a, b]\ntasks: [ESOL]\nw2s: {head: {beta: 0.3, scale: none}}\n")
+    out = runner.invoke(app, ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--config", str(cfg), "--json"])
+    row = json.loads(out.output)
+    assert (row["beta_w"], row["beta_s"], row["scale"]) == (0.3, 0.3, "none")
 
 
 @pytest.mark.parametrize(
@@ -95,8 +104,8 @@ def test_resolve_rule():
         ("missing", [], DataNotFoundError, "weak representation file not found"),
         ("npz", [], DataError, r"holds 2 arrays \['weak', 'strong'\]"),
         ("weak", ["--labels", "short"], DataError, r"short\.npy: labels has 399 rows but the representation has 400"),
-        ("weak", ["--tau", "1.5"], ConfigError, "tau"),
-        ("weak", ["--scale", "zscore"], ConfigError, "scale must be one of"),
+        ("weak", ["predictor.primary.tau=1.5"], ConfigError, r"predictor\.primary\.tau"),
+        ("weak", ["w2s.head.scale=zscore"], ConfigError, r"w2s\.head\.scale"),
     ],
 )
 def test_predict_bad_input(arrays, weak, extra, error, message):
@@ -129,14 +138,14 @@ def test_w2s_on_arrays(arrays, tmp_path):
     args = ["w2s", "--weak", arrays["weak"], "--strong", arrays["strong"], "--labels", arrays["labels"]]
     result = runner.invoke(
         app,
-        [*args, "--split", arrays["split"], "--n-weak", "100", "--n-strong", "0.5", "--json", "--out", str(out_file)],
+        [*args, "--split", arrays["split"], "splits.n_weak=100", "splits.n_strong=0.5", "--json", "--out", str(out_file)],
     )
     assert result.exit_code == 0, result.output
     row = json.loads(result.output)
     assert row == json.loads(out_file.read_text())
     assert (row["n_weak"], row["n_strong"], row["n_test"]) == (100, 150, 50)
     assert {"err_w", "err_w2s", "err_sc", "pgr", "predgap", "gain", "misfit", "M", "predgap_hat", "cka"} <= set(row)
-    again = runner.invoke(app, [*args, "--split", arrays["split"], "--n-weak", "100", "--n-strong", "0.5", "--json"])
+    again = runner.invoke(app, [*args, "--split", arrays["split"], "splits.n_weak=100", "splits.n_strong=0.5", "--json"])
     assert json.loads(again.output) == row  # deterministic under the seed
     text = runner.invoke(app, [*args, "--no-predictor", "--seed", "3"])
     assert text.exit_code == 0 and text.output.startswith("err_w ") and "predgap_hat" not in text.output
@@ -146,9 +155,9 @@ def test_w2s_on_arrays(arrays, tmp_path):
     ("extra", "message"),
     [
         (["--weak", "weak", "--strong", "strong"], "--labels"),
-        (["--weak", "weak", "--strong", "strong", "--labels", "labels", "--n-weak", "lots"], "--n-weak"),
+        (["--weak", "weak", "--strong", "strong", "--labels", "labels", "splits.n_weak=lots"], "splits.n_weak"),
         (["--task", "ESOL", "--weak", "weak"], "drop --weak"),
-        (["--weak", "weak", "--strong", "strong", "--labels", "labels", "--split-seed", "122"], "--split-seed"),
+        (["--weak", "weak", "--strong", "strong", "--labels", "labels", "splits.method=paper"], "needs a task"),
     ],
 )
 def test_w2s_bad_options(arrays, extra, message):
@@ -157,12 +166,19 @@ def test_w2s_bad_options(arrays, extra, message):
 
 
 def test_w2s_on_a_task_with_fingerprint_encoders(moleculenet_dir):
-    options = "--weak-encoder maccs --strong-encoder ecfp4-1024 --split-seed 122 --scale trace --json".split()
+    options = "--weak-encoder maccs --strong-encoder ecfp4-1024 --seed 122 splits.method=paper --json".split()
     result = runner.invoke(app, ["w2s", "--task", "FreeSolv", "--data-dir", str(moleculenet_dir), *options])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)
     assert row["n_test"] == 65 and row["n_weak"] + row["n_strong"] == 512  # the paper's 80/10/10 of 642
     assert row["err_sc"] > 0 and 0 <= row["M"] <= 1
+    # the same cell as `molw2s run` computes: D_w / D_s drawn with the split seed (122), not 0
+    settings = CellSettings(splits={"method": "paper", "seeds": [122]})
+    task = load_task("FreeSolv", data_dir=moleculenet_dir)
+    (split,) = task_cell_splits(task, settings, moleculenet_dir)
+    reps = [embed_task(spec, task, pooling="mean") for spec in ("maccs", "ecfp4-1024")]
+    expected = run_cell(*reps, task.y, split, settings)
+    assert {k: row[k] for k in expected} == json.loads(json.dumps(expected))
 
 
 def test_console_script_prints_a_clean_error(arrays):

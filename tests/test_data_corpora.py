@@ -105,7 +105,7 @@ def test_guacamol_md5_mismatch_rejects_the_file(tmp_path, monkeypatch):
     _fake_guacamol(tmp_path, monkeypatch, md5="f" * 32)
     with pytest.raises(ChecksumError, match="md5 mismatch"):
         load_corpus("guacamol:valid")
-    from molw2s.data.locate import cache_target
+    from molw2s.data.fetch import cache_target
 
     assert not cache_target("corpora", "guacamol_v1_valid.smiles").exists()
 

@@ -9,13 +9,11 @@ import pytest
 
 from molw2s.data.config import SplitSpec
 from molw2s.data.prepare import split_task
+from molw2s.data.split_files import load_split_file, paper_split, save_split_file
 from molw2s.data.splits import (
     Split,
-    load_split_file,
     murcko_scaffold,
-    paper_split,
     random_split,
-    save_split_file,
     scaffold_split,
     to_positions,
     validate_split,
@@ -171,8 +169,8 @@ def test_validate_split_accepts_numpy():
 
 def test_split_task_maps_file_rows_and_draws_w2s(moleculenet_dir, tmp_path):
     esol = load_task("ESOL", data_dir=moleculenet_dir)
-    paper = split_task(esol, SplitSpec(method="paper", seed=122), data_dir=moleculenet_dir)
-    same = split_task(esol, SplitSpec(method="random", seed=122))
+    paper = split_task(esol, SplitSpec(method="paper"), 122, data_dir=moleculenet_dir)
+    same = split_task(esol, SplitSpec(method="random"), 122)
     assert paper.split.as_dict() == same.split.as_dict() and not paper.dropped
     assert len(paper.w2s.weak) == len(paper.w2s.strong) == 451
     assert set(paper.w2s.weak) <= set(paper.split.train.tolist())
@@ -180,8 +178,8 @@ def test_split_task_maps_file_rows_and_draws_w2s(moleculenet_dir, tmp_path):
     f.write_text("smiles,y\n" + "".join(f"{'C' * (i + 1)}O,{i}\n" for i in range(9)) + "C1CC,9\n")
     task = load_task(str(f))
     save_split_file(Split(np.arange(8), np.array([8]), np.array([9])), tmp_path / "s.json")
-    out = split_task(task, SplitSpec(method="file", path=tmp_path / "s.json", n_weak=4, n_strong=4))
+    out = split_task(task, SplitSpec(method="file", path=tmp_path / "s.json", n_weak=4, n_strong=4), 0)
     assert out.split.test.tolist() == [] and out.dropped["test"].tolist() == [9]
     assert len(out.w2s.weak) == 4
-    scaf = split_task(esol, SplitSpec(method="scaffold_balanced", seed=3))
+    scaf = split_task(esol, SplitSpec(method="scaffold_balanced"), 3)
     assert scaf.split.as_dict() == scaffold_split(esol.smiles, seed=3).as_dict() and not scaf.dropped

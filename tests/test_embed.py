@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from molw2s.encoders.checkpoint import load_pretrained, save_model_files
-from molw2s.encoders.config import ModelSizeConfig
+from molw2s.encoders.model_files import load_pretrained, save_model
+from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.encoders.embed import (
     TransformerEncoder,
     compute_task_embedding,
@@ -19,7 +19,7 @@ from molw2s.encoders.embed import (
     parse_encoder_spec,
 )
 from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder, signed_log1p
-from molw2s.encoders.model import MolBertForPretraining, make_bert_config
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
 from molw2s.errors import ConfigError, DataError
 
@@ -33,8 +33,8 @@ def model_dir(tmp_path_factory) -> Path:
     tok = make_tokenizer(build_vocab(SMILES).token_to_id, max_length=64)
     torch.manual_seed(0)
     size = ModelSizeConfig(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32)
-    config = make_bert_config(size, vocab_size=len(tok), max_length=64, pad_token_id=tok.pad_token_id, physchem=None)
-    save_model_files(MolBertForPretraining(config), tok, path)
+    config = make_molbert_config(size, vocab_size=len(tok), max_length=64, pad_token_id=tok.pad_token_id, physchem=None)
+    save_model(MolBertForPretraining(config), tok, path)
     return path
 
 

@@ -17,7 +17,7 @@ from molw2s.experiment.runner import resolve_encoders, run_experiment
 FAMILY = {
     "name": "tiny",
     "strong": "big",
-    "data": {"corpus": "nci5k", "n_molecules": 150, "val_fraction": 0.2, "descriptor_jobs": 1},
+    "data": {"corpus": {"name": "nci5k", "n": 150}, "val_fraction": 0.2, "descriptor_jobs": 1},
     "train": {"batch_size": 8, "warmup_steps": 2, "checkpoint_every": 10, "eval_every": 10, "num_threads": 1},
     "members": [
         {"name": "small", "model": {"num_layers": 1, "hidden_size": 8, "num_heads": 2, "intermediate_size": 16},

@@ -10,7 +10,8 @@ import pytest
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
-from molw2s.experiment.sweep import SeedSplit, sweep_task
+from molw2s.experiment.cell import CellSplit
+from molw2s.experiment.sweep import sweep_task
 from molw2s.theory.synthetic import make_family
 
 
@@ -27,7 +28,7 @@ def _setup(tmp_path, n_seeds=2):
     splits = []
     for seed in range(n_seeds):
         perm = rng.permutation(fam.n)
-        splits.append(SeedSplit(seed, np.sort(perm[:300]), np.sort(perm[300:700]), np.sort(perm[700:])))
+        splits.append(CellSplit(seed, np.sort(perm[:300]), np.sort(perm[300:700]), np.sort(perm[700:])))
     return fam, reps, config, splits
 
 

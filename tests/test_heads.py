@@ -142,9 +142,11 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(MolW2SError, match="2 features but the head was fitted on 3"):
         RidgeHead().fit(H, y).predict(H[:, :2])
     with pytest.raises(ConfigError, match="beta"):
-        RidgeHead(beta=0.0)
+        RidgeHead(beta=0.0).fit(H, y)  # sklearn convention: parameters are validated in fit
     with pytest.raises(ConfigError, match="scale"):
-        RidgeHead(scale="zscore")
+        RidgeHead(scale="zscore").fit(H, y)
+    with pytest.raises(ConfigError, match="lr"):
+        SGDHead(lr=-1.0).fit(H, y)
 
 
 def test_fit_scaling_statistics():
@@ -155,3 +157,23 @@ def test_fit_scaling_statistics():
     assert Z.var(axis=0).mean() == pytest.approx(1.0)
     assert fit_scaling(H, "none").factor == 1.0
     assert fit_scaling(H, "trace", factor=2.5).factor == 2.5
+
+
+def test_heads_are_scikit_learn_estimators():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    H, y = _problem(120, 6)
+    head = RidgeHead(0.3, scale="trace")
+    copy = clone(head)
+    assert copy.get_params() == {"beta": 0.3, "scale": "trace"} and not hasattr(copy, "coef_")
+    search = GridSearchCV(RidgeHead(), {"beta": [1e-4, 1e-2, 1.0, 100.0]}, cv=3).fit(H, y)
+    assert search.best_params_["beta"] < 100.0 and isinstance(search.best_estimator_, RidgeHead)
+    pipe = make_pipeline(StandardScaler(), RidgeHead(0.01)).fit(H, y)
+    assert pipe.score(H, y) == pytest.approx(RidgeHead(0.01).fit(StandardScaler().fit_transform(H), y).score(
+        StandardScaler().fit_transform(H), y))
+    sgd = clone(SGDHead(weight_decay=0.2, epochs=3, seed=5))
+    assert sgd.get_params()["weight_decay"] == 0.2 and sgd.beta == pytest.approx(0.1)
+    assert GridSearchCV(SGDHead(epochs=5, lr=0.05), {"weight_decay": [0.0, 0.2]}, cv=2).fit(H, y).best_params_

@@ -10,12 +10,14 @@ import torch
 from sklearn.metrics import r2_score
 from transformers import AutoModel
 
-from molw2s.encoders.config import FamilyConfig, ModelSizeConfig, load_family_config
-from molw2s.encoders.masking import IGNORE_INDEX, mask_tokens
-from molw2s.encoders.metrics import pooled_r2, unigram_baseline
-from molw2s.encoders.model import MolBertForPretraining, make_bert_config
+from molw2s.encoders.model_size import ModelSizeConfig
+from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.pretraining.config import FamilyConfig, load_family_config
+from molw2s.pretraining.masking import mask_tokens
+from molw2s.pretraining.metrics import pooled_r2, unigram_baseline
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
-from molw2s.encoders.trainer import lr_factor
+from molw2s.pretraining.trainer import lr_factor
 from molw2s.errors import ConfigError
 
 SIZE = ModelSizeConfig(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32)
@@ -24,7 +26,7 @@ STATS = PhysChemStats(names=["a", "b", "c"], mean=[0.0, 1.0, 2.0], std=[1.0, 2.0
 
 def _model(physchem: PhysChemStats | None = STATS, vocab: int = 30) -> MolBertForPretraining:
     torch.manual_seed(0)
-    config = make_bert_config(SIZE, vocab_size=vocab, max_length=32, pad_token_id=0, physchem=physchem)
+    config = make_molbert_config(SIZE, vocab_size=vocab, max_length=32, pad_token_id=0, physchem=physchem)
     return MolBertForPretraining(config).eval()
 
 
@@ -188,3 +190,32 @@ def test_learning_rate_schedule(decay: str) -> None:
         assert f[60] == pytest.approx(0.55)  # halfway: linear and cosine agree
         assert lr_factor(110, total=110, warmup=10, decay=decay, min_ratio=0.1) == pytest.approx(0.1)
         assert all(a >= b for a, b in zip(f[10:], f[11:]))
+
+
+def test_molbert_config_round_trips_through_the_auto_classes(tmp_path) -> None:
+    from transformers import AutoConfig, AutoModelForPreTraining, BertModel
+
+    from molw2s.encoders.model import MolBertConfig, MolBertModel
+    from molw2s.encoders.model_files import load_pretrained, save_model
+    from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
+    from molw2s.errors import MolW2SError
+
+    model = _model()
+    tokenizer = make_tokenizer(build_vocab(["CCO", "c1ccccc1N"]).token_to_id)
+    save_model(model, tokenizer, tmp_path / "m")
+    config = AutoConfig.from_pretrained(str(tmp_path / "m"))
+    assert type(config) is MolBertConfig and config.model_type == "molbert"
+    assert config.physchem == model.config.physchem and config.to_dict()["physchem"]["names"] == STATS.names
+    assert type(AutoModelForPreTraining.from_pretrained(str(tmp_path / "m"))) is MolBertForPretraining
+    assert type(AutoModel.from_pretrained(str(tmp_path / "m"))) is MolBertModel
+    assert isinstance(BertModel.from_pretrained(str(tmp_path / "m")), BertModel)
+    loaded, tok = load_pretrained(tmp_path / "m")
+    assert not loaded.training and tok.get_vocab() == tokenizer.get_vocab()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value)
+    # strict: a directory whose weights miss the PhysChem head is refused, not half-loaded
+    headless = _model(physchem=None)
+    headless.config.physchem = model.config.physchem
+    headless.save_pretrained(str(tmp_path / "bad"))
+    with pytest.raises(MolW2SError, match="weights do not match"):
+        load_pretrained(tmp_path / "bad")

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from molw2s.cli import app
-from molw2s.encoders.config import load_family_config
+from molw2s.pretraining.config import load_family_config
 from molw2s.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 FAMILY = """\
 name: clitest
 strong: strong
-data: {corpus: nci5k, n_molecules: 1000, val_fraction: 0.2, physchem: false}
+data: {corpus: {name: nci5k, n: 1000}, val_fraction: 0.2, physchem: false}
 train: {batch_size: 32, lr: 0.002, warmup_steps: 20, eval_every: 100, checkpoint_every: 100, num_threads: 1}
 members:
   - name: weak

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from molw2s.encoders.batching import bucketed_batches, pad_batch, shard_batches
-from molw2s.encoders.config import DataConfig
-from molw2s.encoders.data import prepare_pretraining_data, split_corpus
-from molw2s.encoders.masking import IGNORE_INDEX
-from molw2s.encoders.trainer import make_batch
+from molw2s.encoders.padding import pad_batch
+from molw2s.pretraining.batches import bucketed_batches, shard_batches
+from molw2s.data.config import CorpusSpec
+from molw2s.pretraining.config import PretrainingDataConfig
+from molw2s.pretraining.corpus import prepare_pretraining_data, split_corpus
+from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.pretraining.trainer import make_batch
 
 
 def _padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:
@@ -57,11 +59,11 @@ def test_pad_batch_right_pads_and_rounds_up() -> None:
 
 def test_split_is_seeded_disjoint_and_capped() -> None:
     smiles = [f"C{'C' * i}O" for i in range(100)]
-    cfg = DataConfig(val_fraction=0.2, max_val=15)
+    cfg = PretrainingDataConfig(val_fraction=0.2, max_val=15)
     train, val = split_corpus(smiles, cfg)
     assert len(val) == 15 and len(train) == 85 and not set(train) & set(val)
     assert split_corpus(smiles, cfg) == (train, val)
-    assert split_corpus(smiles, cfg.model_copy(update={"corpus_seed": 1}))[1] != val
+    assert split_corpus(smiles, cfg.model_copy(update={"corpus": CorpusSpec(seed=1)}))[1] != val
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def corpus_file(tmp_path_factory) -> str:
 
 
 def test_prepared_data_reports_invalid_overlong_and_unk(corpus_file: str) -> None:
-    cfg = DataConfig(corpus=corpus_file, val_fraction=0.2, max_length=40, min_freq=2, augment=False, physchem=False)
+    cfg = PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, max_length=40, min_freq=2, augment=False, physchem=False)
     data = prepare_pretraining_data(cfg, progress=False)
     rep = data.report
     assert rep.n_invalid == 1 and rep.n_corpus == 32
@@ -94,7 +96,7 @@ def test_prepared_data_reports_invalid_overlong_and_unk(corpus_file: str) -> Non
 
 
 def test_held_out_masks_are_fixed_and_training_batches_reproducible(corpus_file: str) -> None:
-    cfg = DataConfig(corpus=corpus_file, val_fraction=0.2, max_length=64, physchem=True, descriptor_jobs=1)
+    cfg = PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, max_length=64, physchem=True, descriptor_jobs=1)
     first = prepare_pretraining_data(cfg, progress=False)
     second = prepare_pretraining_data(cfg, progress=False)  # descriptors now come from the cache
     assert first.val_masked_ids == second.val_masked_ids and first.val_labels == second.val_labels

@@ -14,9 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from molw2s.encoders import checkpoint as ckpt
-from molw2s.encoders.config import FamilyConfig
-from molw2s.encoders.family import collect_results, family_models, pretrain_family
+from molw2s.encoders.model_files import MODEL_FILE
+from molw2s.io import verify_dir
+from molw2s.pretraining import checkpoint as ckpt
+from molw2s.pretraining.config import FamilyConfig
+from molw2s.pretraining.family import collect_results, family_models, pretrain_family
 from molw2s.errors import ConfigError
 
 STEPS = 12
@@ -27,7 +29,7 @@ def _family(**train_overrides) -> FamilyConfig:
         {
             "name": "tiny",
             "strong": "m",
-            "data": {"corpus": "nci5k", "n_molecules": 120, "val_fraction": 0.2, "descriptor_jobs": 1},
+            "data": {"corpus": {"name": "nci5k", "n": 120}, "val_fraction": 0.2, "descriptor_jobs": 1},
             "train": {
                 "batch_size": 8,
                 "warmup_steps": 3,
@@ -87,7 +89,7 @@ def test_uninterrupted_run_exports_final_snapshot_and_marker(reference: Path) ->
     models = family_models(_family(), reference)
     assert set(models) == {"m", "m@6"}
     for path in models.values():
-        assert ckpt.verify_dir(path) is None
+        assert verify_dir(path) is None
     done = json.loads((reference / "m" / "COMPLETE.json").read_text())
     assert done["steps"] == STEPS and 0.0 <= done["metrics"]["mlm_accuracy"] <= 1.0
     rows = {r.name: r for r in collect_results(_family(), reference).rows}
@@ -114,8 +116,8 @@ def test_sigkill_then_resume_is_bitwise_identical(reference: Path, tmp_path: Pat
     script = textwrap.dedent(
         """
         import json, os, signal, sys
-        from molw2s.encoders.config import FamilyConfig
-        from molw2s.encoders.family import pretrain_family
+        from molw2s.pretraining.config import FamilyConfig
+        from molw2s.pretraining.family import pretrain_family
 
         family = FamilyConfig.model_validate(json.loads(sys.argv[1]))
         def die(member, step):
@@ -144,16 +146,16 @@ def test_corrupt_and_partial_checkpoints_are_skipped(reference: Path, tmp_path: 
         pretrain_family(family, tmp_path, progress=False, on_step=_kill_at(11))
     root = tmp_path / "m" / "checkpoints"
     newest = root / ckpt.step_dir_name(8)
-    assert ckpt.verify_dir(newest) is None
-    weights = newest / ckpt.MODEL_FILE
+    assert verify_dir(newest) is None
+    weights = newest / MODEL_FILE
     data = bytearray(weights.read_bytes())
     data[-5] ^= 0xFF  # a flipped bit in the weights
     weights.write_bytes(bytes(data))
-    assert "checksum" in ckpt.verify_dir(newest)
+    assert "checksum" in verify_dir(newest)
     partial = root / ckpt.step_dir_name(10)  # a directory whose manifest never got written
     partial.mkdir()
-    (partial / ckpt.MODEL_FILE).write_bytes(b"\0" * 10)
-    assert "MANIFEST" in ckpt.verify_dir(partial)
+    (partial / MODEL_FILE).write_bytes(b"\0" * 10)
+    assert "MANIFEST" in verify_dir(partial)
 
     latest, skipped = ckpt.latest_valid_checkpoint(root)
     assert latest.name == ckpt.step_dir_name(4)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from molw2s.analysis import random_features as rf_summary
 from molw2s.config import build_model
 from molw2s.errors import ConfigError
 from molw2s.theory import random_features as rf
@@ -204,7 +205,7 @@ def test_weak_to_strong_findings_on_a_small_setting(small_repeat: rf.RepeatResul
     ratio = np.array(r.best_student_loss) / np.array(r.teacher_loss)
     assert np.all(ratio < 1)
     assert ratio[-1] < ratio[0] and ratio[-1] < 0.5
-    assert rf.loglog_slope(r.teacher_loss, r.best_student_loss) > 1.2
+    assert rf_summary.loglog_slope(r.teacher_loss, r.best_student_loss) > 1.2
     late = np.array([curve[-1] for curve in r.student_loss]) / np.array(r.teacher_loss)
     assert np.all(late > ratio) and late[-1] > 2 * ratio[-1]
 
@@ -231,7 +232,7 @@ def test_simulation_is_deterministic_under_the_seed(small_repeat: rf.RepeatResul
 def test_summary_aggregates_repeats(small_repeat: rf.RepeatResult) -> None:
     other = rf.RepeatResult.from_dict(json.loads(json.dumps(small_repeat.to_dict())))
     other.best_student_loss = [2 * v for v in other.best_student_loss]
-    s = rf.summarize([small_repeat, other])
+    s = rf_summary.summarize([small_repeat, other])
     ratio = np.array(small_repeat.best_student_loss) / np.array(small_repeat.teacher_loss)
     np.testing.assert_allclose(s["ratio_best_mean"], 1.5 * ratio)
     np.testing.assert_allclose(s["ratio_best_se"], 0.5 * ratio)  # std of {r, 2r} / sqrt(2)
@@ -241,9 +242,9 @@ def test_summary_aggregates_repeats(small_repeat: rf.RepeatResult) -> None:
 
 def test_loglog_slope_recovers_a_power_law() -> None:
     x = np.geomspace(1e-4, 1e-1, 9)
-    assert rf.loglog_slope(x, 3.0 * x**1.7) == pytest.approx(1.7)
+    assert rf_summary.loglog_slope(x, 3.0 * x**1.7) == pytest.approx(1.7)
     with pytest.raises(ValueError, match="positive"):
-        rf.loglog_slope(x, -x)
+        rf_summary.loglog_slope(x, -x)
 
 
 # --------------------------------------------------------------------- bad input

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from molw2s.theory.predictor import PredictorConfig, predict_w2s
+from molw2s.experiment.cell import CellSplit, run_cell
+from molw2s.experiment.config import CellSettings
+from molw2s.theory.predictor import predict_w2s
 from molw2s.theory.principal import principal_operator
 from molw2s.theory.synthetic import make_family
-from molw2s.w2s.protocol import run_w2s
 
 N_WEAK, N_HAT, N_TEST = 600, 600, 800
 #: stated tolerance: measured PredGap / PredGap_hat within these bounds at every angle
@@ -23,12 +24,11 @@ RATIO_BOUNDS = (0.75, 2.0)
 def family_rows() -> list[dict]:
     fam = make_family(N_WEAK + N_HAT + N_TEST, r=10, tail_dim=2000, seed=0)
     idx = np.arange(fam.n)
-    parts = {"weak_idx": idx[:N_WEAK], "strong_idx": idx[N_WEAK : N_WEAK + N_HAT], "test_idx": idx[N_WEAK + N_HAT :]}
+    split = CellSplit(0, idx[:N_WEAK], idx[N_WEAK : N_WEAK + N_HAT], idx[N_WEAK + N_HAT :])
     H_s = fam.strong()
     # the default rule (flat_tail); test_flat_tail_recovers_the_true_k checks it finds k = r
-    return [
-        run_w2s(fam.weak(i), H_s, fam.y, predictor=PredictorConfig(), **parts).to_dict() for i in range(len(fam.angles))
-    ]
+    settings = CellSettings(w2s={"head": {"scale": "none"}}, predictor={"sensitivity": []})
+    return [run_cell(fam.weak(i), H_s, fam.y, split, settings) for i in range(len(fam.angles))]
 
 
 def test_M_rises_from_about_0_to_about_1(family_rows):

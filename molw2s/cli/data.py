@@ -91,7 +91,7 @@ def fetch(
     from rich.table import Table
 
     from molw2s.data.registry import CORPUS_ALIASES, CORPUS_SOURCES, TASK_SOURCES, resolve_name, task_aliases
-    from molw2s.data.store import fetch_corpus, fetch_task
+    from molw2s.data.fetch import fetch_corpus, fetch_task
     from molw2s.errors import MolW2SError
 
     jobs = [(resolve_name(t, list(TASK_SOURCES), task_aliases(), "downloadable task"), fetch_task) for t in task]
@@ -120,7 +120,7 @@ def import_(directory: Path = typer.Argument(..., help="Directory with data file
     from rich.markup import escape
     from rich.table import Table
 
-    from molw2s.data.store import import_directory
+    from molw2s.data.importer import import_directory
     from molw2s.io import cache_dir
 
     results = import_directory(directory)

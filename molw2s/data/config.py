@@ -1,4 +1,5 @@
-"""Settings of the data stage (pydantic, strict: unknown keys are errors naming the valid ones)."""
+"""Specs of data: a corpus, a task, a split (pydantic, strict: unknown keys are errors naming the
+valid ones). One schema each, used by pretraining, ``molw2s run``, ``molw2s w2s`` and Python."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import Field, model_validator
 from molw2s.chem.standardize import StandardizeOptions
 from molw2s.config import StrictModel
 from molw2s.data.curation import BadLabelPolicy, DuplicatePolicy
+from molw2s.data.splits import check_fractions
 
 
 class CorpusSpec(StrictModel):
@@ -37,20 +39,24 @@ class TaskSpec(StrictModel):
 
 
 class SplitSpec(StrictModel):
-    """How a task is split into train/valid/test, and the training part into D_w / D_s."""
+    """How a task is split into train / valid / test once per seed, and the training part
+    into D_w / D_s (the D_w / D_s draw of a seed uses that seed).
+
+    ``paper`` reads ChemBench's published split files (seeds 122, 123, 124) for ESOL,
+    FreeSolv and Lipop; ``random`` and ``scaffold_balanced`` are seeded splits with
+    ``frac``; ``scaffold`` is deepchem's deterministic scaffold split; ``file`` reads one
+    JSON split file (``path``) and varies only the D_w / D_s draw.
+    """
 
     method: Literal["random", "scaffold", "scaffold_balanced", "paper", "file"] = "random"
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     frac: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    """Split seed (random, scaffold_balanced; for paper: 122, 123 or 124)."""
     path: Path | None = None
     """JSON split file for method 'file'."""
     n_weak: int | float = 0.5
     """Size of D_w: a count, or a fraction of the training part."""
     n_strong: int | float = 0.5
     """Size of D_s: a count, or a fraction of the training part."""
-    w2s_seed: int | None = None
-    """Seed of the D_w / D_s draw (default: ``seed``)."""
 
     @model_validator(mode="after")
     def _check(self) -> SplitSpec:
@@ -59,19 +65,8 @@ class SplitSpec(StrictModel):
         if self.method != "file" and self.path is not None:
             raise ValueError(f"path is only used by method 'file' (method is {self.method!r})")
         if self.method in ("random", "scaffold", "scaffold_balanced"):
-            from molw2s.data.splits import check_fractions
-
             check_fractions(self.frac)
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds listed twice: {repeated}")
         return self
-
-
-class DataConfig(StrictModel):
-    """The data stage: where files are, the corpus, the tasks, the split."""
-
-    data_dir: Path | None = None
-    download: bool = True
-    strict: bool = False
-    """Stop at the first invalid SMILES instead of excluding and reporting it."""
-    corpus: CorpusSpec = CorpusSpec()
-    tasks: list[TaskSpec] = Field(default_factory=lambda: [TaskSpec(name="nci_logp")])
-    split: SplitSpec = SplitSpec()

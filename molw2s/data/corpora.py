@@ -15,14 +15,11 @@ import numpy as np
 
 from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
 from molw2s.chem.standardize import StandardizeOptions
-from molw2s.data.download import DownloadError
-from molw2s.data.locate import find_file, not_found_error, search_dirs
+from molw2s.data.locate import find_corpus_file, not_found_error
 from molw2s.data.registry import (
     CORPUS_ALIASES,
     CORPUS_SOURCES,
-    CORPUS_SUBDIR,
     NCI5K,
-    CorpusSource,
     corpus_names,
     lookup_name,
     nci5k_path,
@@ -91,26 +88,6 @@ def load_corpus(
         raise DataError(f"asked for n={n} valid molecules but only {len(smiles)} are valid", path=path)
     keep = np.argsort(rows, kind="stable")
     return Corpus(name, [smiles[i] for i in keep], rows[keep], path, len(raw), invalid)
-
-
-def find_corpus_file(
-    source: CorpusSource, data_dir: str | Path | None = None, download: bool = True
-) -> Path:
-    """The local file of ``source``; downloaded (md5-checked) into the cache when allowed."""
-    from molw2s.data.store import fetch_corpus
-
-    dirs = search_dirs(data_dir, CORPUS_SUBDIR)
-    found = find_file([source.filename], dirs)
-    if found is not None:
-        return found
-    if source.url is None:
-        raise not_found_error(source.name, [source.filename], dirs, "no download URL (local file only)")
-    if not download:
-        raise not_found_error(source.name, [source.filename], dirs, "downloads are disabled")
-    try:
-        return fetch_corpus(source.name)
-    except DownloadError as exc:
-        raise not_found_error(source.name, [source.filename], dirs, str(exc)) from exc
 
 
 def _locate(

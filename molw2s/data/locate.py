@@ -1,4 +1,5 @@
-"""Where data files are looked for, and the message when they are nowhere.
+"""Where data files are found: tasks, corpora and split files, and the message when
+they are nowhere. Every lookup of a data file goes through this module.
 
 Search order: the explicit ``data_dir`` (and its kind sub-folder, e.g.
 ``DIR/moleculenet``), then the cache root ``$MOLW2S_DATA_DIR`` or ``~/.cache/molw2s``
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from molw2s.data.download import DownloadError
+from molw2s.data.fetch import fetch_corpus, fetch_task
+from molw2s.data.registry import SPLIT_SUBDIR, TASK_SUBDIR, CORPUS_SUBDIR, CorpusSource, TaskSource
 from molw2s.errors import DataNotFoundError
 from molw2s.io import DATA_DIR_ENV, cache_dir
 
@@ -36,11 +40,6 @@ def find_file(filenames: Sequence[str], dirs: Sequence[Path]) -> Path | None:
     return None
 
 
-def cache_target(subdir: str, filename: str) -> Path:
-    """Where ``fetch`` / ``import`` store ``filename`` in the cache."""
-    return cache_dir() / subdir / filename
-
-
 def not_found_error(
     what: str, filenames: Sequence[str], dirs: Sequence[Path], why_not_downloaded: str | None = None
 ) -> DataNotFoundError:
@@ -58,3 +57,46 @@ def not_found_error(
         f"  3. run `molw2s data import DIR` to copy it into the cache ({cache_dir()})",
     ]
     return DataNotFoundError("\n".join(lines))
+
+
+def find_task_file(source: TaskSource, data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """The task's file in either layout; downloaded from MoleculeNet into the cache when allowed."""
+    dirs = search_dirs(data_dir, TASK_SUBDIR)
+    found = find_file(source.filenames, dirs)
+    if found is not None:
+        return found
+    if not download:
+        raise not_found_error(source.name, source.filenames, dirs, "downloads are disabled")
+    try:
+        return fetch_task(source.name)
+    except DownloadError as exc:
+        raise not_found_error(source.name, source.filenames, dirs, str(exc)) from exc
+
+
+def find_corpus_file(source: CorpusSource, data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """The local file of ``source``; downloaded (md5-checked) into the cache when allowed."""
+    dirs = search_dirs(data_dir, CORPUS_SUBDIR)
+    found = find_file([source.filename], dirs)
+    if found is not None:
+        return found
+    if source.url is None:
+        raise not_found_error(source.name, [source.filename], dirs, "no download URL (local file only)")
+    if not download:
+        raise not_found_error(source.name, [source.filename], dirs, "downloads are disabled")
+    try:
+        return fetch_corpus(source.name)
+    except DownloadError as exc:
+        raise not_found_error(source.name, [source.filename], dirs, str(exc)) from exc
+
+
+def split_file_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Folders searched for ``<TASK>.<tag>.json`` split files (each data folder and its splits/)."""
+    out: list[Path] = []
+    for folder in search_dirs(data_dir, TASK_SUBDIR):
+        out += [folder / SPLIT_SUBDIR, folder]
+    return out
+
+
+def find_split_file(filename: str, data_dir: str | Path | None = None) -> Path | None:
+    """The split file ``filename`` (e.g. ``ESOL.random122.json``) in the data folders, else None."""
+    return find_file([filename], split_file_dirs(data_dir))

@@ -1,4 +1,4 @@
-"""From settings to data: load the configured corpus and tasks, split tasks (in task positions)."""
+"""From specs to data: load a configured corpus or task, split a task (in task positions)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from molw2s.data.config import DataConfig, SplitSpec, TaskSpec
+from molw2s.data.config import CorpusSpec, SplitSpec, TaskSpec
 from molw2s.data.corpora import Corpus, load_corpus
-from molw2s.data.splits import (
-    Split,
-    W2SSplit,
-    load_split_file,
-    paper_split,
-    random_split,
-    scaffold_split,
-    to_positions,
-    w2s_split,
-)
+from molw2s.data.split_files import load_split_file, paper_split
+from molw2s.data.splits import Split, W2SSplit, random_split, scaffold_split, to_positions, w2s_split
 from molw2s.data.tasks import Task, load_task
 
 log = logging.getLogger(__name__)
@@ -27,66 +19,93 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TaskSplit:
-    """A task's split and W2S split, both in task positions, plus the split rows dropped."""
+    """A task's split and W2S split for one seed, both in task positions, plus the split
+    rows dropped because their molecule was excluded."""
 
+    seed: int
     split: Split
     w2s: W2SSplit
     dropped: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def n_dropped(self) -> int:
+        """How many split rows were dropped."""
+        return sum(len(v) for v in self.dropped.values())
 
-def load_corpus_spec(config: DataConfig, *, progress: bool = False) -> Corpus:
-    """Load the configured pretraining corpus (directory, download and strict settings applied)."""
-    spec = config.corpus
+
+def load_corpus_spec(
+    spec: CorpusSpec,
+    *,
+    data_dir: str | Path | None = None,
+    strict: bool = False,
+    download: bool = True,
+    progress: bool = False,
+) -> Corpus:
+    """Load the corpus ``spec`` names (from ``data_dir``, the cache or a download)."""
     return load_corpus(
         spec.name,
         n=spec.n,
         seed=spec.seed,
-        data_dir=config.data_dir,
+        data_dir=data_dir,
         smiles_col=spec.smiles_col,
         standardize=spec.standardize,
-        strict=config.strict,
-        download=config.download,
+        strict=strict,
+        download=download,
         progress=progress,
     )
 
 
-def load_task_spec(spec: TaskSpec, config: DataConfig) -> Task:
-    """Load one configured task with the data stage's directory, download and strict settings."""
+def load_task_spec(
+    spec: TaskSpec, *, data_dir: str | Path | None = None, strict: bool = False, download: bool = True
+) -> Task:
+    """Load one configured task (columns and cleaning policies from ``spec``)."""
     return load_task(
         spec.name,
-        data_dir=config.data_dir,
+        data_dir=data_dir,
         smiles_col=spec.smiles_col,
         label_col=spec.label_col,
-        download=config.download,
+        download=download,
         standardize=spec.standardize,
-        strict=config.strict,
+        strict=strict,
         duplicates=spec.duplicates,
         bad_labels=spec.bad_labels,
     )
 
 
 def split_task(
-    task: Task, spec: SplitSpec, *, data_dir: str | Path | None = None, download: bool = True
+    task: Task, spec: SplitSpec, seed: int, *, data_dir: str | Path | None = None, download: bool = True
 ) -> TaskSplit:
-    """Split ``task`` as ``spec`` says, then draw D_w and D_s from its training part.
+    """Split ``task`` as ``spec`` says with ``seed``, then draw D_w and D_s (with the same
+    seed) from its training part.
 
     Random, paper and file splits index file rows and are mapped onto the task's
     molecules; rows whose molecule was excluded are dropped, logged, and returned.
     """
     if spec.method in ("scaffold", "scaffold_balanced"):
-        seed = spec.seed if spec.method == "scaffold_balanced" else None
-        split, dropped = scaffold_split(task.smiles, spec.frac, seed), {}
+        scaffold_seed = seed if spec.method == "scaffold_balanced" else None
+        split, dropped = scaffold_split(task.smiles, spec.frac, scaffold_seed), {}
     else:
         if spec.method == "random":
-            rows = random_split(task.n_rows, spec.frac, spec.seed)
+            rows = random_split(task.n_rows, spec.frac, seed)
         elif spec.method == "paper":
-            rows = paper_split(task.name, spec.seed, data_dir, download)
+            rows = paper_split(task.name, seed, data_dir, download)
         else:
+            assert spec.path is not None  # SplitSpec checks it
             rows = load_split_file(spec.path, task.n_rows)
         mapped = to_positions(rows, task.row_index)
         split, dropped = mapped.split, mapped.dropped
         if dropped:
-            log.warning("%s: %d split rows refer to excluded molecules and were dropped: %s",
-                        task.name, mapped.n_dropped(), {k: v[:5].tolist() for k, v in dropped.items()})
-    w2s_seed = spec.seed if spec.w2s_seed is None else spec.w2s_seed
-    return TaskSplit(split, w2s_split(split.train, spec.n_weak, spec.n_strong, w2s_seed), dropped)
+            log.warning(
+                "%s: %d split rows refer to excluded molecules and were dropped: %s",
+                task.name,
+                mapped.n_dropped(),
+                {k: v[:5].tolist() for k, v in dropped.items()},
+            )
+    return TaskSplit(seed, split, w2s_split(split.train, spec.n_weak, spec.n_strong, seed), dropped)
+
+
+def split_task_seeds(
+    task: Task, spec: SplitSpec, *, data_dir: str | Path | None = None, download: bool = True
+) -> list[TaskSplit]:
+    """:func:`split_task` for every seed of ``spec``."""
+    return [split_task(task, spec, seed, data_dir=data_dir, download=download) for seed in spec.seeds]

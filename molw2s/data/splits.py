@@ -1,9 +1,10 @@
-"""Train/valid/test splits (random, scaffold, from JSON files) and the W2S split D_w / D_s.
+"""Train/valid/test splits (random, scaffold, validated index lists) and the W2S split D_w / D_s.
 
-Index conventions: :func:`random_split`, :func:`load_split_file` and :func:`paper_split`
-return 0-based *file rows* (as ChemBench's JSON files do); :func:`scaffold_split` returns
-positions in the list it is given. :func:`to_positions` maps file rows onto a task's
-positions, reporting rows whose molecule was excluded.
+Pure index maths: no file is read here (split files: :mod:`molw2s.data.split_files`).
+Index conventions: :func:`random_split` returns 0-based *file rows* (as ChemBench's JSON
+files do); :func:`scaffold_split` returns positions in the list it is given.
+:func:`to_positions` maps file rows onto a task's positions, reporting rows whose
+molecule was excluded.
 
 ``random_split`` follows deepchem's RandomSplitter exactly (``RandomState(seed).permutation``,
 cut-offs ``int(0.8 n)`` and ``int(0.9 n)``), so seeds 122/123/124 reproduce the
@@ -12,20 +13,14 @@ paper's ChemBench split files index for index.
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from molw2s.data.locate import search_dirs
-from molw2s.data.registry import SPLIT_SUBDIR, TASK_SOURCES, TASK_SUBDIR, resolve_name, task_aliases
+from molw2s.chem.smiles import mol_from_smiles
 from molw2s.errors import ConfigError, DataError
-from molw2s.io import write_json_atomic
-
-log = logging.getLogger(__name__)
 
 PARTS = ("train", "valid", "test")
 Fractions = tuple[float, float, float]
@@ -87,8 +82,6 @@ def random_split(n: int, frac: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0)
 def murcko_scaffold(smiles: str) -> str:
     """Bemis-Murcko scaffold SMILES without chirality ('' for acyclic molecules)."""
     from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    from molw2s.chem.smiles import mol_from_smiles
 
     mol, reason = mol_from_smiles(smiles)
     if mol is None:
@@ -171,51 +164,6 @@ def validate_split(parts: Mapping[str, object], n_rows: int, source: str | Path 
                     path=source,
                 )
     return _split_from_lists(arrays["train"], arrays["valid"], arrays["test"])
-
-
-def load_split_file(path: str | Path, n_rows: int) -> Split:
-    """Read and validate a JSON split file (0-based row indices) for a table of ``n_rows`` rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("split file not found", path=path)
-    try:
-        parts = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"not valid JSON: {exc}", path=path) from exc
-    return validate_split(parts, n_rows, source=path)
-
-
-def save_split_file(split: Split, path: str | Path) -> None:
-    """Write ``split`` as a JSON split file (atomically)."""
-    write_json_atomic(path, split.as_dict())
-
-
-def split_file_dirs(data_dir: str | Path | None) -> list[Path]:
-    """Folders searched for ``<TASK>.<tag>.json`` split files (each data folder and its splits/)."""
-    out: list[Path] = []
-    for folder in search_dirs(data_dir, TASK_SUBDIR):
-        out += [folder / SPLIT_SUBDIR, folder]
-    return out
-
-
-def paper_split(task_name: str, seed: int, data_dir: str | Path | None = None, download: bool = True) -> Split:
-    """The paper's ChemBench split ``<TASK>.random<seed>.json`` (file rows), checked against the data.
-
-    When no such file is found the split is regenerated with :func:`random_split`,
-    which reproduces ChemBench's files exactly (seeds 122, 123, 124 are the paper's).
-    """
-    from molw2s.data.store import verify_task_file
-    from molw2s.data.tasks import find_task_file
-
-    key = resolve_name(task_name, list(TASK_SOURCES), task_aliases(), "task with paper splits")
-    source = TASK_SOURCES[key]
-    n_rows = verify_task_file(source, find_task_file(source, data_dir, download))
-    filename = f"{key}.random{seed}.json"
-    for folder in split_file_dirs(data_dir):
-        if (folder / filename).is_file():
-            return load_split_file(folder / filename, n_rows)
-    log.info("%s not found; regenerating it with random_split (identical to ChemBench's)", filename)
-    return random_split(n_rows, (0.8, 0.1, 0.1), seed)
 
 
 def to_positions(split: Split, row_index: np.ndarray) -> MappedSplit:

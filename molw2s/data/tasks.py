@@ -22,13 +22,11 @@ from molw2s.data.curation import (
     duplicate_groups,
     parse_labels,
 )
-from molw2s.data.download import DownloadError
-from molw2s.data.locate import find_file, not_found_error, search_dirs
+from molw2s.data.corpora import load_corpus
+from molw2s.data.locate import find_task_file
 from molw2s.data.registry import (
     DEMO_TASKS,
     TASK_SOURCES,
-    TASK_SUBDIR,
-    TaskSource,
     lookup_name,
     resolve_name,
     task_aliases,
@@ -127,22 +125,6 @@ def load_task(
     )
 
 
-def find_task_file(source: TaskSource, data_dir: str | Path | None = None, download: bool = True) -> Path:
-    """The task's file in either layout; downloaded from MoleculeNet into the cache when allowed."""
-    from molw2s.data.store import fetch_task
-
-    dirs = search_dirs(data_dir, TASK_SUBDIR)
-    found = find_file(source.filenames, dirs)
-    if found is not None:
-        return found
-    if not download:
-        raise not_found_error(source.name, source.filenames, dirs, "downloads are disabled")
-    try:
-        return fetch_task(source.name)
-    except DownloadError as exc:
-        raise not_found_error(source.name, source.filenames, dirs, str(exc)) from exc
-
-
 def _from_file(
     name: str,
     path: Path,
@@ -194,8 +176,6 @@ def _demo_task(
 ) -> Task:
     from rdkit import Chem
     from rdkit.Chem import Descriptors
-
-    from molw2s.data.corpora import load_corpus
 
     descriptor, description = DEMO_TASKS[key]
     corpus = load_corpus("nci5k", standardize=standardize, strict=strict)

@@ -11,7 +11,8 @@ import numpy as np
 from molw2s.chem.smiles import InvalidSmiles
 from molw2s.data.curation import BadLabel
 from molw2s.data.registry import SPLIT_SUBDIR, TASK_SOURCES
-from molw2s.data.splits import load_split_file, to_positions
+from molw2s.data.split_files import load_split_file
+from molw2s.data.splits import to_positions
 from molw2s.data.tasks import Task, load_task
 from molw2s.errors import MolW2SError
 

@@ -85,9 +85,9 @@ class TransformerEncoder:
         import torch
         from tqdm.auto import tqdm
 
-        from molw2s.encoders.batching import pad_batch
-        from molw2s.encoders.checkpoint import load_pretrained
-        from molw2s.encoders.distributed import resolve_device
+        from molw2s.encoders.device import resolve_device
+        from molw2s.encoders.model_files import load_pretrained
+        from molw2s.encoders.padding import pad_batch
         from molw2s.encoders.tokenizer import encode_smiles
 
         model, tokenizer = load_pretrained(self.path)

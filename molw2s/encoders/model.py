@@ -1,29 +1,43 @@
 """MolBERT-style encoder: a Hugging Face BERT with a masked-LM head and a PhysChem head.
 
-The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit descriptors
-from the pooled [CLS] output; its normalisation statistics live in ``config.physchem``,
-so ``MolBertForPretraining.from_pretrained(dir)`` restores everything, and
-``transformers.BertModel.from_pretrained(dir)`` loads the bare encoder. The MLM decoder
-is not tied to the input embeddings (the vocabulary has ~100 tokens, so tying saves
-nothing, and untied weights load the same way under transformers 4.x and 5.x).
+:class:`MolBertConfig` is a ``BertConfig`` with its own ``model_type`` (``"molbert"``)
+and the PhysChem head's descriptor statistics (``physchem``), registered with
+``AutoConfig``, ``AutoModelForPreTraining`` (the whole model) and ``AutoModel`` (the bare
+encoder, :class:`MolBertModel`): ``save_pretrained`` / ``from_pretrained`` round-trip
+everything, and ``transformers.BertModel.from_pretrained(dir)`` also loads the encoder. The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit
+descriptors from the pooled [CLS] output. The MLM decoder is not tied to the input
+embeddings (the vocabulary has ~100 tokens, so tying saves nothing, and untied weights
+load the same way under transformers 4.x and 5.x).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, BertConfig, BertModel
 from transformers.activations import ACT2FN
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
-from molw2s.encoders.config import ModelSizeConfig
-from molw2s.encoders.masking import IGNORE_INDEX
+from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.encoders.physchem import PhysChemStats
+from molw2s.encoders.tokenizer import IGNORE_INDEX
 
 
-def make_bert_config(
+class MolBertConfig(BertConfig):
+    """A BERT config plus ``physchem``: the PhysChem head's descriptor names and
+    normalisation (``PhysChemStats.to_dict()``), or None for a model without the head."""
+
+    model_type = "molbert"
+
+    def __init__(self, physchem: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.physchem = physchem
+
+
+def make_molbert_config(
     size: ModelSizeConfig,
     *,
     vocab_size: int,
@@ -31,9 +45,9 @@ def make_bert_config(
     pad_token_id: int,
     physchem: PhysChemStats | None,
     attn_implementation: str = "sdpa",
-) -> BertConfig:
-    """The HF config of one family member (heads/hidden already validated by ``size``)."""
-    config = BertConfig(
+) -> MolBertConfig:
+    """The config of one family member (heads/hidden already validated by ``size``)."""
+    config = MolBertConfig(
         vocab_size=vocab_size,
         hidden_size=size.hidden_size,
         num_hidden_layers=size.num_layers,
@@ -93,9 +107,11 @@ class MolBertOutput:
 class MolBertForPretraining(BertPreTrainedModel):
     """BERT encoder + MLM head + optional PhysChem head (``config.physchem``)."""
 
-    def __init__(self, config: BertConfig) -> None:
+    config_class = MolBertConfig
+
+    def __init__(self, config: MolBertConfig) -> None:
         super().__init__(config)
-        stats = getattr(config, "physchem", None)
+        stats = config.physchem
         # the pooler feeds only the PhysChem head; an unused one would break DDP
         self.bert = BertModel(config, add_pooling_layer=bool(stats))
         self.mlm = MLMHead(config)
@@ -105,7 +121,7 @@ class MolBertForPretraining(BertPreTrainedModel):
     @property
     def physchem_stats(self) -> PhysChemStats | None:
         """The descriptor names and normalisation the PhysChem head was trained with."""
-        stats = getattr(self.config, "physchem", None)
+        stats = self.config.physchem
         return PhysChemStats.from_dict(stats) if stats else None
 
     def forward(
@@ -135,3 +151,14 @@ class MolBertForPretraining(BertPreTrainedModel):
             if physchem_targets is not None:
                 result.physchem_loss = nn.functional.mse_loss(pred.float(), physchem_targets)
         return result
+
+
+class MolBertModel(BertModel):
+    """The bare encoder of a MolBERT directory (what ``AutoModel`` loads; heads ignored)."""
+
+    config_class = MolBertConfig
+
+
+AutoConfig.register(MolBertConfig.model_type, MolBertConfig, exist_ok=True)
+AutoModel.register(MolBertConfig, MolBertModel, exist_ok=True)
+AutoModelForPreTraining.register(MolBertConfig, MolBertForPretraining, exist_ok=True)

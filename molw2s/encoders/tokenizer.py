@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 #: special tokens, in the order of their ids 0..4
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+#: label id of positions that carry no MLM target (the Hugging Face convention)
+IGNORE_INDEX = -100
 
 #: the SMILES alternatives, most specific first; ``FALLBACK`` catches anything else
 SMILES_ALTERNATIVES = (

@@ -8,33 +8,31 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from molw2s.config import StrictModel, load_config
-from molw2s.data.config import TaskSpec
+from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
 
 
-class SplitSettings(StrictModel):
-    """How each task is split into train / valid / test, once per seed (the methods of
-    :class:`molw2s.data.config.SplitSpec`).
-
-    ``paper`` reads ChemBench's published split files (seeds 122, 123, 124) for ESOL,
-    FreeSolv and Lipop; ``random`` and ``scaffold`` are seeded splits with ``frac``;
-    ``file`` reads one JSON split file (``path``) and varies only the D_w / D_s draw.
-    The D_w / D_s draw of each seed uses that seed.
-    """
-
-    method: Literal["random", "scaffold", "scaffold_balanced", "paper", "file"] = "random"
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    frac: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    path: Path | None = None
-
-
 class W2SSettings(StrictModel):
-    """Sizes of D_w and D_s (counts or fractions of the training part) and the heads."""
+    """The linear heads: ``head`` for the W2S model and the strong ceiling, ``weak_head``
+    for the weak model (default: the same settings). Both must scale features alike."""
 
-    n_weak: int | float = 0.5
-    n_strong: int | float = 0.5
-    head: HeadConfig = Field(default_factory=lambda: HeadConfig(scale="trace"))
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    weak_head: HeadConfig | None = None
+
+    @model_validator(mode="after")
+    def _same_scale(self) -> W2SSettings:
+        if self.weak_head is not None and self.weak_head.scale != self.head.scale:
+            raise ValueError(
+                f"head.scale={self.head.scale!r} and weak_head.scale={self.weak_head.scale!r} differ: "
+                "the predictor needs one feature scaling"
+            )
+        return self
+
+    @property
+    def weak(self) -> HeadConfig:
+        """The weak model's head settings."""
+        return self.weak_head or self.head
 
 
 class EmbeddingSettings(StrictModel):
@@ -55,6 +53,17 @@ class PredictorSettings(StrictModel):
     )
 
 
+class CellSettings(StrictModel):
+    """Everything a W2S cell depends on besides its inputs: the split, the heads, the
+    pooling of transformer embeddings and the predictor's k rules. ``molw2s run``,
+    ``molw2s w2s`` and ``molw2s predict`` read these same settings (same defaults)."""
+
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    w2s: W2SSettings = Field(default_factory=W2SSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+
+
 class EvaluationSettings(StrictModel):
     """Bootstrap settings of the correlations (see molw2s.analysis.correlations):
     ``resample: models`` redraws weak models with all their seeds; ``models_and_seeds``
@@ -66,8 +75,8 @@ class EvaluationSettings(StrictModel):
     resample: Literal["models", "models_and_seeds"] = "models"
 
 
-class ExperimentConfig(StrictModel):
-    """One experiment: a strong encoder, many weak ones, tasks, splits and settings.
+class ExperimentConfig(CellSettings):
+    """One experiment: a strong encoder, many weak ones, tasks, and the cell settings.
 
     Encoder names are either members of the pretrained ``family`` (``weak_s``,
     ``strong@500`` for a snapshot) or featurisers understood by
@@ -84,10 +93,6 @@ class ExperimentConfig(StrictModel):
     weak: list[str] = Field(min_length=2)
     tasks: list[TaskSpec] = Field(min_length=1)  # a name, or {name, smiles_col, label_col, ...}
     strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
-    splits: SplitSettings = Field(default_factory=SplitSettings)
-    w2s: W2SSettings = Field(default_factory=W2SSettings)
-    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
-    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @field_validator("tasks", mode="before")

@@ -148,7 +148,7 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     return (
         f"Strong model: {config.strong}. Weak models ({len(config.weak)}): {', '.join(config.weak)}. "
         f"Tasks: {', '.join(t.name for t in config.tasks)}. Splits: {config.splits.method}, seeds {config.splits.seeds}. "
-        f"D_w = {config.w2s.n_weak}, D_s = {config.w2s.n_strong} of the training part. "
+        f"D_w = {config.splits.n_weak}, D_s = {config.splits.n_strong} of the training part. "
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "
         f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
         f"Errors are test MSE in the task's units; correlations are across weak models of their "

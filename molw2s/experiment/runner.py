@@ -15,7 +15,8 @@ import yaml
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
-from molw2s.experiment.sweep import make_splits, sweep_task
+from molw2s.experiment.cell import task_cell_splits
+from molw2s.experiment.sweep import sweep_task
 from molw2s.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ def resolve_encoders(config: ExperimentConfig) -> dict[str, str]:
 
     members: dict[str, Path] = {}
     if config.family is not None:
-        from molw2s.encoders.config import load_family_config
-        from molw2s.encoders.family import family_models
+        from molw2s.pretraining.config import load_family_config
+        from molw2s.pretraining.family import family_models
 
         members = family_models(load_family_config(config.family), family_run_dir(config))
     specs = {}
@@ -55,8 +56,8 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
     """Train the family members the experiment uses that are not finished yet."""
     if config.family is None:
         return
-    from molw2s.encoders.config import load_family_config
-    from molw2s.encoders.family import pretrain_family
+    from molw2s.pretraining.config import load_family_config
+    from molw2s.pretraining.family import pretrain_family
 
     family = load_family_config(config.family)
     used = {m.name for m in family.members for n in [config.strong, *config.weak] if n.split("@")[0] == m.name}
@@ -68,7 +69,6 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
 
 def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole experiment and write ``<run_dir>/report``; return results.json's content."""
-    from molw2s.data.config import DataConfig
     from molw2s.data.prepare import load_task_spec
     from molw2s.encoders.embed import embed_task
 
@@ -79,16 +79,15 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
     pretrain_if_needed(config, progress=progress)
     rows: list[dict[str, Any]] = []
     data_report = []
-    data_config = DataConfig(data_dir=config.data_dir, strict=config.strict)
     for task_spec in config.tasks:
-        task = load_task_spec(task_spec, data_config)
+        task = load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict)
         data_report.append(task.report())
         reps = {
             name: embed_task(spec, task, pooling=config.embedding.pooling, layer=config.embedding.layer,
                              batch_size=config.embedding.batch_size, progress=progress)
             for name, spec in specs.items()
         }
-        splits = make_splits(task, config.splits, config.w2s, config.data_dir)
+        splits = task_cell_splits(task, config, config.data_dir)
         dropped = sum(s.n_dropped for s in splits)
         if dropped:
             data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")

@@ -9,17 +9,22 @@ Z and standardised labels t:
 torch weight decay ``wd`` (beta = wd / 2). Predictions are mapped back to the labels'
 original units. The sklearn equivalent of ``RidgeHead(beta)`` is
 ``sklearn.linear_model.Ridge(alpha=n * beta)`` on the same (scaled) features.
+
+The heads are scikit-learn estimators: constructor arguments are stored as given and
+validated in ``fit``, so ``sklearn.base.clone``, pipelines and ``GridSearchCV`` over
+``beta`` (ridge) or ``weight_decay`` (SGD) work.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from typing import Literal
 
 import numpy as np
 import scipy.linalg
 from pydantic import Field
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from molw2s.config import StrictModel
 from molw2s.errors import ConfigError, MolW2SError
@@ -50,31 +55,34 @@ def ridge_coefficients(Z: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
     return Z.T @ scipy.linalg.solve(kernel, t, assume_a="pos")
 
 
-class LinearHead(ABC):
-    """A linear head with sklearn-style ``fit`` / ``predict``.
+class LinearHead(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """A linear head, a scikit-learn regressor (``fit`` / ``predict`` / ``score``).
 
     After ``fit``: ``coef_`` and ``intercept_`` in original units (``predict(H) = H @
     coef_ + intercept_``), ``scaling_`` (training means and scale factor), ``label_mean_``
     and ``label_std_`` (the label standardisation used for fitting).
     """
 
-    def __init__(self, scale: Scale = "none") -> None:
-        self.scale: Scale = check_scale(scale)
-        self.coef_: np.ndarray | None = None
-        self.intercept_: float = 0.0
-        self.scaling_: FeatureScaling | None = None
-        self.label_mean_: float = 0.0
-        self.label_std_: float = 1.0
+    scale: Scale
+    coef_: np.ndarray
+    intercept_: float
+    scaling_: FeatureScaling
+    label_mean_: float
+    label_std_: float
 
     @property
-    @abstractmethod
     def beta(self) -> float:
         """The ridge coefficient of the objective this head minimises."""
+        raise NotImplementedError
 
     @property
-    @abstractmethod
     def solver(self) -> Solver:
         """``"ridge"`` or ``"sgd"``."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def _validate_params(self) -> None:
+        """Check the constructor arguments (ConfigError naming the bad one)."""
 
     @abstractmethod
     def _solve(self, Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
@@ -94,6 +102,8 @@ class LinearHead(ABC):
         protocol passes D_w's), else with their own mean and std; a constant label
         vector is standardised with std 1.
         """
+        check_scale(self.scale)
+        self._validate_params()
         H = as_matrix(H, "representation", min_rows=2)
         y = as_vector(y, "labels", n_rows=H.shape[0])
         mu = float(y.mean()) if label_mean is None else float(label_mean)
@@ -112,7 +122,7 @@ class LinearHead(ABC):
 
     def predict(self, H: np.ndarray) -> np.ndarray:
         """Predictions in the labels' original units."""
-        if self.coef_ is None:
+        if not hasattr(self, "coef_"):
             raise MolW2SError(f"{type(self).__name__} is not fitted yet; call fit(H, y) first")
         H = as_matrix(H, "representation")
         if H.shape[1] != self.coef_.shape[0]:
@@ -125,13 +135,14 @@ class LinearHead(ABC):
 class RidgeHead(LinearHead):
     """Closed-form ridge: exact, fast; the default for sweeps."""
 
-    def __init__(self, beta: float = DEFAULT_BETA, scale: Scale = "none") -> None:
-        super().__init__(scale)
-        self._beta = check_beta(beta)
+    beta: float = DEFAULT_BETA  # a constructor parameter here (a property of the base class)
 
-    @property
-    def beta(self) -> float:
-        return self._beta
+    def __init__(self, beta: float = DEFAULT_BETA, scale: Scale = "none") -> None:
+        self.beta = beta
+        self.scale = scale
+
+    def _validate_params(self) -> None:
+        check_beta(self.beta)
 
     @property
     def solver(self) -> Solver:
@@ -139,7 +150,7 @@ class RidgeHead(LinearHead):
 
     def _solve(self, Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
         b = float(t.mean())
-        return ridge_coefficients(Z, t - b, self._beta), b
+        return ridge_coefficients(Z, t - b, float(self.beta)), b
 
 
 class SGDHead(LinearHead):
@@ -160,17 +171,24 @@ class SGDHead(LinearHead):
         scale: Scale = "none",
         progress: bool = False,
     ) -> None:
-        super().__init__(scale)
-        self.weight_decay = check_beta(weight_decay, "weight_decay", allow_zero=True)
-        self.lr = check_beta(lr, "lr")
-        if batch_size < 1 or epochs < 1:
-            raise ConfigError(f"batch_size and epochs must be >= 1, got {batch_size} and {epochs}")
-        self.batch_size, self.epochs, self.seed = int(batch_size), int(epochs), int(seed)
-        self.device, self.progress = device, progress
+        self.weight_decay = weight_decay
+        self.lr = lr
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.seed = seed
+        self.device = device
+        self.scale = scale
+        self.progress = progress
 
     @property
     def beta(self) -> float:
-        return self.weight_decay / 2.0
+        return float(self.weight_decay) / 2.0
+
+    def _validate_params(self) -> None:
+        check_beta(self.weight_decay, "weight_decay", allow_zero=True)
+        check_beta(self.lr, "lr")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ConfigError(f"batch_size and epochs must be >= 1, got {self.batch_size} and {self.epochs}")
 
     @property
     def solver(self) -> Solver:
@@ -181,7 +199,7 @@ class SGDHead(LinearHead):
         from tqdm.auto import trange
 
         device = torch.device(self.device)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(int(self.seed))
         X = torch.as_tensor(Z, dtype=torch.float32, device=device)
         Y = torch.as_tensor(t, dtype=torch.float32, device=device)
         w = torch.zeros(X.shape[1], device=device, requires_grad=True)
@@ -190,10 +208,10 @@ class SGDHead(LinearHead):
             [{"params": [w], "weight_decay": self.weight_decay}, {"params": [b], "weight_decay": 0.0}], lr=self.lr
         )
         n = X.shape[0]
-        for epoch in trange(self.epochs, desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
+        for epoch in trange(int(self.epochs), desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
             order = torch.randperm(n, generator=gen).to(device)
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for start in range(0, n, int(self.batch_size)):
+                idx = order[start : start + int(self.batch_size)]
                 opt.zero_grad(set_to_none=True)
                 loss = torch.mean((X[idx] @ w + b - Y[idx]) ** 2)
                 loss.backward()
@@ -219,11 +237,13 @@ def make_head(solver: Solver, **kwargs: object) -> LinearHead:
 
 class HeadConfig(StrictModel):
     """Settings of one linear head. ``beta`` is the ridge coefficient for both solvers
-    (SGD runs with weight decay 2 * beta); the SGD-only keys are ignored by ridge."""
+    (SGD runs with weight decay 2 * beta); the SGD-only keys are ignored by ridge.
+    ``scale`` defaults to ``trace`` so that one beta means the same regularisation for a
+    768-d embedding and a 2048-bit fingerprint (docs/theory_choices.md)."""
 
     solver: Solver = "ridge"
     beta: float = Field(DEFAULT_BETA, gt=0)
-    scale: Scale = "none"
+    scale: Scale = "trace"
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(1024, ge=1)
     epochs: int = Field(2000, ge=1)

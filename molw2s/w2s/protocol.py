@@ -7,20 +7,19 @@
 
 Measured on the test rows: Err_w, Err_w2s, Err_sc (MSE, plus RMSE, MAE, R^2), PGR,
 PredGap, Gain; Misfit on D_s. All heads standardise labels with D_w's mean and std;
-errors are in the labels' original units. Optionally the predictor (M, M_F, PredGap_hat)
-and linear CKA are computed on D_s with exactly the heads' scaling and betas.
+errors are in the labels' original units. This module measures; the predictors of the
+same cell are added by :func:`molw2s.experiment.cell.run_cell`, which reads the heads'
+betas and scale factors from :class:`W2SResult`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from molw2s.errors import ConfigError, DataError
-from molw2s.theory.baselines import linear_cka
-from molw2s.theory.predictor import PredictorConfig, PredictorResult, predict_w2s
 from molw2s.w2s.features import Scale
 from molw2s.w2s.heads import HeadConfig, Solver
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
@@ -30,7 +29,9 @@ from molw2s.w2s.validation import as_matrix, as_vector, same_rows
 @dataclass(frozen=True)
 class W2SResult:
     """Measured quantities of one protocol run (errors in original label units; ``pgr``
-    is None when Err_w == Err_sc, an ``r2_*`` is None when the test labels are constant)."""
+    is None when Err_w == Err_sc, an ``r2_*`` is None when the test labels are constant).
+    ``scale_factor_w`` / ``scale_factor_s`` are the trace-scaling factors the weak head
+    (fitted on D_w) and the strong heads (fitted on D_s) used (1 for ``scale="none"``)."""
 
     err_w: float
     err_w2s: float
@@ -53,20 +54,15 @@ class W2SResult:
     beta: float
     beta_w: float
     scale: Scale
+    scale_factor_w: float
+    scale_factor_s: float
     n_weak: int
     n_strong: int
     n_test: int
-    predictor: PredictorResult | None = None
-    cka: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """One flat JSON-ready row: the measured fields, then the predictor's (M, M_F,
-        predgap_hat, k_w, ...) and ``cka`` when they were computed."""
-        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("predictor", "cka")}
-        if self.predictor is not None:
-            extra = {k: v for k, v in self.predictor.to_dict().items() if k not in row}
-            row.update(extra, cka=self.cka)
-        return row
+        """One flat JSON-ready row of every field."""
+        return asdict(self)
 
 
 def check_indices(n_rows: int, **sets: np.ndarray) -> dict[str, np.ndarray]:
@@ -107,15 +103,14 @@ def run_w2s(
     test_idx: np.ndarray,
     head: HeadConfig | None = None,
     weak_head: HeadConfig | None = None,
-    predictor: PredictorConfig | None = None,
     progress: bool = False,
 ) -> W2SResult:
     """Run the protocol on full (N x d) representation matrices of one task.
 
     ``weak_idx`` / ``strong_idx`` / ``test_idx`` select D_w, D_s and the test rows
     (disjoint). ``head`` configures f_w2s and f_sc (default ``HeadConfig()``: ridge,
-    beta 0.05), ``weak_head`` f_w (default: ``head``); both must use the same scaling.
-    With ``predictor`` set, M, M_F, PredGap_hat (gold labels of D_s) and CKA are added.
+    beta 0.05, trace scaling), ``weak_head`` f_w (default: ``head``); both must use the
+    same scaling.
     """
     H_w = as_matrix(H_w, "weak representation")
     H_s = as_matrix(H_s, "strong representation")
@@ -138,24 +133,6 @@ def run_w2s(
 
     pred_w, pred_w2s, pred_sc = f_w.predict(H_w[test]), f_w2s.predict(H_s[test]), f_sc.predict(H_s[test])
     m_w, m_w2s, m_sc = (regression_metrics(y[test], p) for p in (pred_w, pred_w2s, pred_sc))
-    theory, cka = None, None
-    if predictor is not None:
-        theory = predict_w2s(
-            H_w[strong],
-            H_s[strong],
-            beta_w=f_w.beta,
-            beta_s=f_sc.beta,
-            y=y[strong],
-            rule=predictor.rule,
-            tau=predictor.tau,
-            k_w=predictor.k_w,
-            k_s=predictor.k_s,
-            c=predictor.c,
-            scale=head.scale,
-            factor_w=f_w.scaling_.factor,
-            factor_s=f_sc.scaling_.factor,
-        )
-        cka = linear_cka(H_w[strong], H_s[strong])
     return W2SResult(
         err_w=m_w.mse,
         err_w2s=m_w2s.mse,
@@ -175,12 +152,12 @@ def run_w2s(
         misfit=mse(f_w2s.predict(H_s[strong]), weak_labels),
         solver=f_sc.solver,
         solver_w=f_w.solver,
-        beta=f_sc.beta,
-        beta_w=f_w.beta,
+        beta=float(f_sc.beta),
+        beta_w=float(f_w.beta),
         scale=head.scale,
+        scale_factor_w=f_w.scaling_.factor,
+        scale_factor_s=f_sc.scaling_.factor,
         n_weak=int(weak.size),
         n_strong=int(strong.size),
         n_test=int(test.size),
-        predictor=theory,
-        cka=cka,
     )

@@ -1,6 +1,6 @@
 """Pretraining data of a family: corpus, held-out split, vocabulary, descriptor targets.
 
-Everything here is a deterministic function of the :class:`DataConfig` (and the corpus
+Everything here is a deterministic function of the :class:`PretrainingDataConfig` (and the corpus
 file), so every member of a family sees the same split, vocabulary, normalisation and
 held-out masks. Descriptors, the one expensive part, are cached on disk by content hash.
 Problems are counted and reported in :class:`DataReport`, never dropped silently.
@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from molw2s.encoders.config import DataConfig
+from molw2s.chem.descriptors import compute_descriptors, descriptor_names
+from molw2s.chem.randomize import randomized_smiles
+from molw2s.data.prepare import load_corpus_spec
 from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
 from molw2s.encoders.tokenizer import SPECIAL_TOKENS, build_vocab, encode_smiles, make_tokenizer
 from molw2s.errors import DataError
 from molw2s.io import cache_dir, content_hash, load_npy, save_npy_atomic, write_json_atomic
+from molw2s.pretraining.config import PretrainingDataConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -33,7 +36,7 @@ VAL_MASK_SEED = 20250213
 
 
 @dataclass
-class Split:
+class TokenizedSplit:
     """Molecules of one split with their token ids and (normalised) descriptor targets."""
 
     smiles: list[str]
@@ -86,10 +89,10 @@ class DataReport:
 class PretrainingData:
     """Everything a member's training loop needs, shared across the family."""
 
-    config: DataConfig
+    config: PretrainingDataConfig
     tokenizer: PreTrainedTokenizerFast
-    train: Split
-    val: Split
+    train: TokenizedSplit
+    val: TokenizedSplit
     val_masked_ids: list[list[int]]  # held-out inputs with BERT masking applied (fixed seed)
     val_labels: list[list[int]]  # -100 where not masked
     physchem_stats: PhysChemStats | None
@@ -99,12 +102,10 @@ class PretrainingData:
 
 
 def prepare_pretraining_data(
-    config: DataConfig, *, data_dir: str | Path | None = None, progress: bool = True
+    config: PretrainingDataConfig, *, data_dir: str | Path | None = None, progress: bool = True
 ) -> PretrainingData:
     """Load the corpus, split it, build the vocabulary and the descriptor targets."""
-    from molw2s.data.corpora import load_corpus
-
-    corpus = load_corpus(config.corpus, n=config.n_molecules, seed=config.corpus_seed, data_dir=data_dir)
+    corpus = load_corpus_spec(config.corpus, data_dir=data_dir)
     if corpus.n_skipped:
         log.warning(corpus.report())
     train_smiles, val_smiles = split_corpus(corpus.smiles, config)
@@ -140,8 +141,8 @@ def prepare_pretraining_data(
     return PretrainingData(
         config=config,
         tokenizer=tokenizer,
-        train=Split(train_smiles, train_ids, train_pc),
-        val=Split(val_smiles, val_ids, val_pc),
+        train=TokenizedSplit(train_smiles, train_ids, train_pc),
+        val=TokenizedSplit(val_smiles, val_ids, val_pc),
         val_masked_ids=val_masked,
         val_labels=val_labels,
         physchem_stats=stats,
@@ -151,14 +152,14 @@ def prepare_pretraining_data(
     )
 
 
-def split_corpus(smiles: list[str], config: DataConfig) -> tuple[list[str], list[str]]:
+def split_corpus(smiles: list[str], config: PretrainingDataConfig) -> tuple[list[str], list[str]]:
     """Seeded train / held-out split: ``val_fraction`` of the corpus, at most ``max_val``."""
     n_val = max(1, round(config.val_fraction * len(smiles)))
     if config.max_val is not None:
         n_val = min(n_val, config.max_val)
     if n_val >= len(smiles):
         raise DataError(f"a corpus of {len(smiles)} molecules is too small to hold out {n_val}")
-    perm = np.random.default_rng([config.corpus_seed, 1]).permutation(len(smiles))
+    perm = np.random.default_rng([config.corpus.seed, 1]).permutation(len(smiles))
     val = np.sort(perm[:n_val])
     train = np.sort(perm[n_val:])
     return [smiles[i] for i in train], [smiles[i] for i in val]
@@ -170,7 +171,7 @@ def mask_held_out(
     """Apply BERT masking to each held-out sequence once, with :data:`VAL_MASK_SEED`."""
     import torch
 
-    from molw2s.encoders.masking import mask_tokens
+    from molw2s.pretraining.masking import mask_tokens
 
     generator = torch.Generator().manual_seed(VAL_MASK_SEED)
     masked_all, labels_all = [], []
@@ -189,7 +190,7 @@ def mask_held_out(
     return masked_all, labels_all
 
 
-def _vocab_corpus(train_smiles: list[str], config: DataConfig) -> list[str]:
+def _vocab_corpus(train_smiles: list[str], config: PretrainingDataConfig) -> list[str]:
     """Training SMILES, plus one randomised variant of each when augmentation is on.
 
     Randomised SMILES use ring-bond digits and branches the canonical forms may lack;
@@ -197,14 +198,12 @@ def _vocab_corpus(train_smiles: list[str], config: DataConfig) -> list[str]:
     """
     if not config.augment:
         return train_smiles
-    from molw2s.chem.randomize import randomized_smiles
-
-    rng = np.random.default_rng([config.corpus_seed, 2])
+    rng = np.random.default_rng([config.corpus.seed, 2])
     return train_smiles + [randomized_smiles(s, rng) for s in train_smiles]
 
 
 def _encode_split(
-    tokenizer: PreTrainedTokenizerFast, smiles: list[str], config: DataConfig
+    tokenizer: PreTrainedTokenizerFast, smiles: list[str], config: PretrainingDataConfig
 ) -> tuple[list[list[int]], list[int], int, int]:
     """(ids of kept molecules, kept positions, [UNK] count, over-long count)."""
     encoded = encode_smiles(tokenizer, smiles, max_length=config.max_length)
@@ -217,7 +216,7 @@ def _encode_split(
 
 
 def _physchem_targets(
-    train_smiles: list[str], val_smiles: list[str], config: DataConfig, report: DataReport, progress: bool
+    train_smiles: list[str], val_smiles: list[str], config: PretrainingDataConfig, report: DataReport, progress: bool
 ) -> tuple[PhysChemStats, np.ndarray, np.ndarray]:
     """Normalised descriptors (stats fitted on the training split)."""
     values, names, repaired = cached_descriptors(train_smiles + val_smiles, n_jobs=config.descriptor_jobs, progress=progress)
@@ -235,8 +234,6 @@ def cached_descriptors(
 ) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """RDKit descriptors of ``smiles`` (float32), cached under ``cache_dir()/descriptors``."""
     import rdkit
-
-    from molw2s.chem.descriptors import compute_descriptors, descriptor_names
 
     names = descriptor_names()
     key = content_hash("rdkit-descriptors", rdkit.__version__, names, smiles)

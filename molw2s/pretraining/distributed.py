@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from molw2s.encoders.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -43,17 +45,6 @@ class DistContext:
         out: list[Any] = [None] * self.world_size
         torch.distributed.all_gather_object(out, obj)
         return out
-
-
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` fails clearly without a GPU."""
-    from molw2s.errors import ConfigError
-
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA device is available (use auto or cpu)")
-    if preference == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
 
 
 def init_distributed(device_preference: str = "auto") -> DistContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100  # label of positions that carry no MLM loss
+from molw2s.encoders.tokenizer import IGNORE_INDEX
 
 
 def mask_tokens(

@@ -11,8 +11,8 @@ import shutil
 import pytest
 
 from molw2s.data import registry
-from molw2s.data.locate import cache_target
-from molw2s.data.store import fetch_corpus, fetch_task, import_directory
+from molw2s.data.fetch import cache_target, fetch_corpus, fetch_task
+from molw2s.data.importer import import_directory
 from molw2s.data.tasks import load_task
 from molw2s.errors import DataError, MolW2SError
 

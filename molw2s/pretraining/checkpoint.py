@@ -1,8 +1,8 @@
-"""Crash-safe checkpoints: HF model files plus optimiser, scheduler and RNG state.
+"""Crash-safe training checkpoints: HF model files plus optimiser, scheduler and RNG state.
 
-A checkpoint is a directory written under a temporary name and renamed into place; its
-``MANIFEST.json`` (sha256 and size of every file) is written last. A directory whose
-manifest is missing or does not match its files is partial or corrupt: it is reported
+A checkpoint is a verified directory (:func:`molw2s.io.write_verified_dir`): written under
+a temporary name and renamed into place, its ``MANIFEST.json`` (sha256 and size of every
+file) written last. A directory whose manifest is missing or does not match its files is partial or corrupt: it is reported
 and skipped, and training resumes from the previous one. Tensors go to safetensors,
 everything else to JSON; nothing is pickled, nothing is ``torch.load``-ed.
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +20,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from molw2s.encoders.tokenizer import save_tokenizer
-from molw2s.io import file_digest, write_json_atomic
+from molw2s.encoders.model_files import MODEL_FILE, save_model
+from molw2s.io import verify_dir, write_verified_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-    from molw2s.encoders.model import MolBertForPretraining
-
 log = logging.getLogger(__name__)
 
-MANIFEST = "MANIFEST.json"
-MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer_state.json"
@@ -43,58 +37,6 @@ STEP_PREFIX = "step-"
 def step_dir_name(step: int) -> str:
     """``step-00001200``: names sort in step order."""
     return f"{STEP_PREFIX}{step:08d}"
-
-
-def write_verified_dir(target: str | Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
-    """Let ``fill`` write files into a temp dir, add the manifest last, rename onto ``target``.
-
-    An existing ``target`` is replaced. Killed at any point, this leaves either the old
-    directory, or the new complete one, or a ``.tmp`` directory that readers ignore.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    fill(tmp)
-    files = {
-        p.name: {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size}
-        for p in sorted(tmp.iterdir())
-        if p.is_file()
-    }
-    write_json_atomic(tmp / MANIFEST, {**meta, "files": files})
-    if target.exists():
-        trash = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, trash)
-        os.replace(tmp, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-    return target
-
-
-def verify_dir(directory: str | Path) -> str | None:
-    """``None`` if the manifest matches the files, else the reason it does not."""
-    directory = Path(directory)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-        files = manifest["files"]
-    except FileNotFoundError:
-        return "no MANIFEST.json (partial write)"
-    except (ValueError, KeyError, TypeError) as exc:
-        return f"unreadable MANIFEST.json ({exc})"
-    for name, expected in files.items():
-        path = directory / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != expected["bytes"] or file_digest(path, "sha256") != expected["sha256"]:
-            return f"{name} does not match its checksum"
-    return None
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of a verified directory (call :func:`verify_dir` first)."""
-    return json.loads((Path(directory) / MANIFEST).read_text())
 
 
 def latest_valid_checkpoint(root: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -119,36 +61,6 @@ def prune_checkpoints(root: str | Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
     for path in root.glob(f".{STEP_PREFIX}*"):
         shutil.rmtree(path, ignore_errors=True)
-
-
-def save_model_files(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: Path) -> None:
-    """HF format without progress bars: ``config.json``, ``model.safetensors``, tokenizer."""
-    model.config.save_pretrained(str(directory))
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / MODEL_FILE), metadata={"format": "pt"})
-    save_tokenizer(tokenizer, directory)
-
-
-def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTrainedTokenizerFast]:
-    """Model (in eval mode) and tokenizer of an HF directory written by this package.
-
-    Equivalent to ``MolBertForPretraining.from_pretrained`` + ``AutoTokenizer``, but quiet
-    and strict (every weight must match).
-    """
-    from transformers import BertConfig
-
-    from molw2s.encoders.model import MolBertForPretraining
-    from molw2s.encoders.tokenizer import load_tokenizer
-
-    directory = Path(directory)
-    model = MolBertForPretraining(BertConfig.from_pretrained(str(directory)))
-    load_model_weights(model, directory)
-    return model.eval(), load_tokenizer(directory)
-
-
-def load_model_weights(model: torch.nn.Module, directory: str | Path) -> None:
-    """Load ``model.safetensors`` into ``model`` (strict: every key must match)."""
-    model.load_state_dict(load_file(str(Path(directory) / MODEL_FILE)), strict=True)
 
 
 def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -215,7 +127,7 @@ def save_training_checkpoint(
     """Write a resumable checkpoint (``rng``: one captured state per data-parallel rank)."""
 
     def fill(tmp: Path) -> None:
-        save_model_files(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp)
         opt_tensors, opt_meta = flatten_optimizer_state(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / OPTIMIZER_FILE))
         save_file({f"rank{r}.{k}": v for r, (t, _) in enumerate(rng) for k, v in t.items()}, str(tmp / RNG_FILE))
@@ -241,7 +153,7 @@ def load_training_checkpoint(
 ) -> dict[str, Any]:
     """Restore model, optimiser, scheduler and this rank's RNG; return the trainer state."""
     payload = json.loads((directory / STATE_FILE).read_text())
-    load_model_weights(model, directory)
+    model.load_state_dict(load_file(str(directory / MODEL_FILE)), strict=True)
     # load_state_dict moves each state tensor to its parameter's device itself
     opt_tensors = load_file(str(directory / OPTIMIZER_FILE))
     optimizer.load_state_dict(unflatten_optimizer_state(opt_tensors, payload.pop("optimizer")))

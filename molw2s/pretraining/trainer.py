@@ -25,17 +25,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from molw2s.encoders import checkpoint as ckpt
-from molw2s.encoders.batching import bucketed_batches, pad_batch, shard_batches
-from molw2s.encoders.config import MemberConfig, TrainConfig
-from molw2s.encoders.data import PretrainingData
-from molw2s.encoders.distributed import DistContext, init_distributed
-from molw2s.encoders.evaluation import evaluate
-from molw2s.encoders.masking import mask_tokens
-from molw2s.encoders.model import MolBertForPretraining, make_bert_config
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
+from molw2s.encoders.model_files import save_model
+from molw2s.encoders.padding import pad_batch
 from molw2s.encoders.tokenizer import SPECIAL_TOKENS, encode_smiles
 from molw2s.errors import ConfigError
-from molw2s.io import write_json_atomic
+from molw2s.io import read_manifest, verify_dir, write_json_atomic, write_verified_dir
+from molw2s.pretraining import checkpoint as ckpt
+from molw2s.pretraining.batches import bucketed_batches, shard_batches
+from molw2s.pretraining.config import MemberConfig, TrainConfig
+from molw2s.pretraining.corpus import PretrainingData
+from molw2s.pretraining.distributed import DistContext, init_distributed
+from molw2s.pretraining.evaluation import evaluate
+from molw2s.pretraining.masking import mask_tokens
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def make_batch(data: PretrainingData, rows: np.ndarray, *, seed: int, pad_multip
 
 def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBertForPretraining:
     """A freshly initialised member (initialisation seeded by ``seed``)."""
-    config = make_bert_config(
+    config = make_molbert_config(
         member.model,
         vocab_size=len(data.tokenizer),
         max_length=data.config.max_length,
@@ -139,7 +141,7 @@ def is_finished(member_dir: str | Path, config_hash: str) -> bool:
     A completion marker from a different configuration is an error, not a silent rerun.
     """
     marker = Path(member_dir) / COMPLETE
-    if not marker.is_file() or ckpt.verify_dir(Path(member_dir) / "final") is not None:
+    if not marker.is_file() or verify_dir(Path(member_dir) / "final") is not None:
         return False
     done = json.loads(marker.read_text())
     if done.get("config_hash") != config_hash:
@@ -224,7 +226,7 @@ class MemberTrainer:
             log.warning("%s: ignoring checkpoint %s (%s)", self.member.name, bad.name, why)
         if path is None:
             return 0
-        meta = ckpt.read_manifest(path)
+        meta = read_manifest(path)
         if meta.get("config_hash") != self.config_hash:
             raise ConfigError(
                 f"{path} was written by a different configuration; use another --run-dir or delete {self.dir}"
@@ -269,7 +271,7 @@ class MemberTrainer:
         """A model-only HF directory (final model or named snapshot)."""
         if self.dist.is_main:
             meta = {"kind": "model", "member": self.member.name, "step": self.step, "metrics": metrics}
-            ckpt.write_verified_dir(target, lambda tmp: ckpt.save_model_files(self.model, self.data.tokenizer, tmp), meta)
+            write_verified_dir(target, lambda tmp: save_model(self.model, self.data.tokenizer, tmp), meta)
         self.dist.barrier()
 
     def _evaluate(self, train_loss: float) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Pydantic settings of pretraining: model size, data, optimisation, family members.
+"""Pydantic settings of pretraining: corpus preparation, optimisation, family members.
 
 A family YAML (``configs/family_*.yaml``) is a :class:`FamilyConfig`. No torch here, so
 a config is validated (e.g. heads that do not divide the hidden size) before anything
@@ -10,38 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from molw2s.config import StrictModel, build_model, load_config
+from molw2s.data.config import CorpusSpec
+from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.errors import ConfigError
 
 
-class ModelSizeConfig(StrictModel):
-    """Shape of one BERT encoder."""
+class PretrainingDataConfig(StrictModel):
+    """Corpus, held-out split, vocabulary and per-molecule inputs (shared by all members).
 
-    num_layers: int = Field(ge=1)
-    hidden_size: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    attention_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    ``corpus`` is a :class:`~molw2s.data.config.CorpusSpec` (``{name, n, seed, ...}``) or
+    just its name; its ``seed`` also seeds the held-out split and the vocabulary's
+    randomised SMILES.
+    """
 
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> ModelSizeConfig:
-        if self.num_heads > self.hidden_size or self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}: "
-                "each attention head needs hidden_size / num_heads dimensions"
-            )
-        return self
-
-
-class DataConfig(StrictModel):
-    """Corpus, held-out split, vocabulary and per-molecule inputs (shared by all members)."""
-
-    corpus: str = "nci5k"  # nci5k | guacamol | moses | a file path
-    n_molecules: int | None = Field(None, ge=1)  # a seeded subset of the corpus
-    corpus_seed: int = 0
+    corpus: CorpusSpec = Field(default_factory=CorpusSpec)
     val_fraction: float = Field(0.05, gt=0.0, lt=0.5)
     max_val: int | None = Field(5000, ge=1)  # cap on held-out molecules
     min_freq: int = Field(1, ge=1)  # rarer tokens become [UNK]
@@ -52,6 +37,11 @@ class DataConfig(StrictModel):
     physchem: bool = True  # the PhysChem head and its descriptor targets
     physchem_clip: float = Field(5.0, gt=0.0)  # normalised descriptors clipped to +-clip
     descriptor_jobs: int | None = Field(None, ge=1)  # processes for descriptors (None: up to 4)
+
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _corpus_name(cls, value: object) -> object:
+        return {"name": value} if isinstance(value, str) else value
 
 
 class TrainConfig(StrictModel):
@@ -101,7 +91,7 @@ class FamilyConfig(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     strong: str  # the member name of the strong model
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: PretrainingDataConfig = Field(default_factory=PretrainingDataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     members: list[MemberConfig] = Field(min_length=1)
 

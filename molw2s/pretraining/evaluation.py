@@ -7,11 +7,11 @@ import contextlib
 import numpy as np
 import torch
 
-from molw2s.encoders.batching import pad_batch
-from molw2s.encoders.data import PretrainingData
-from molw2s.encoders.masking import IGNORE_INDEX
-from molw2s.encoders.metrics import pooled_r2, unigram_baseline
 from molw2s.encoders.model import MolBertForPretraining
+from molw2s.encoders.padding import pad_batch
+from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.pretraining.corpus import PretrainingData
+from molw2s.pretraining.metrics import pooled_r2, unigram_baseline
 
 
 @torch.no_grad()

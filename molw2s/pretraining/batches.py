@@ -1,4 +1,4 @@
-"""Length-bucketed batch order, data-parallel sharding and dynamic padding.
+"""Length-bucketed batch order and data-parallel sharding of the pretraining corpus.
 
 The order of an epoch is a pure function of ``(seed, epoch)``: a resumed run rebuilds the
 same batches and skips to its position, so no sampler state needs pickling.
@@ -49,20 +49,3 @@ def shard_batches(batches: Sequence[np.ndarray], rank: int, world_size: int) -> 
         raise ValueError(f"rank {rank} outside [0, {world_size})")
     usable = len(batches) - len(batches) % world_size
     return list(batches[rank:usable:world_size])
-
-
-def pad_batch(
-    sequences: Sequence[Sequence[int]], pad_id: int, *, multiple_of: int = 1
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest sequence (rounded up to ``multiple_of``).
-
-    Returns ``(input_ids, attention_mask)`` as int64 tensors of shape (batch, length).
-    """
-    longest = max(len(s) for s in sequences)
-    width = -(-longest // multiple_of) * multiple_of
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        ids[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        attention[i, : len(seq)] = 1
-    return ids, attention

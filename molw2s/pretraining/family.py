@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molw2s.encoders.config import FamilyConfig, MemberConfig
-from molw2s.io import cache_dir, content_hash, write_json_atomic
+from molw2s.encoders.model_files import MODEL_FILE
+from molw2s.io import cache_dir, content_hash, read_manifest, verify_dir, write_json_atomic
+from molw2s.pretraining.config import FamilyConfig, MemberConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,10 @@ def pretrain_family(
     The data (split, vocabulary, descriptor targets) are prepared once and shared.
     ``on_step(member, step)`` is called after each optimisation step.
     """
-    from molw2s.encoders.data import prepare_pretraining_data
-    from molw2s.encoders.distributed import init_distributed
-    from molw2s.encoders.evaluation import baseline_metrics
-    from molw2s.encoders.trainer import MemberTrainer, is_finished
+    from molw2s.pretraining.corpus import prepare_pretraining_data
+    from molw2s.pretraining.distributed import init_distributed
+    from molw2s.pretraining.evaluation import baseline_metrics
+    from molw2s.pretraining.trainer import MemberTrainer, is_finished
 
     root = Path(run_dir) if run_dir is not None else default_run_dir(family)
     chosen = [family.member(n) for n in members] if members else list(family.members)
@@ -138,8 +139,6 @@ def collect_results(
     data_report: list[str] | None = None,
 ) -> FamilyResult:
     """Read the held-out metrics of every model of a run directory (missing ones flagged)."""
-    from molw2s.encoders.checkpoint import read_manifest, verify_dir
-
     root = Path(run_dir)
     status = status or {}
     result = FamilyResult(run_dir=root, data_report=data_report or [])
@@ -171,5 +170,5 @@ def _count_params(model_dir: Path) -> int:
     """Parameters of the encoder (heads excluded), read from the safetensors header."""
     from safetensors import safe_open
 
-    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as fh:
+    with safe_open(str(model_dir / MODEL_FILE), framework="pt") as fh:
         return sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys() if k.startswith("bert."))

@@ -1,0 +1,62 @@
+"""A model directory in Hugging Face format: ``config.json`` (a :class:`MolBertConfig`),
+``model.safetensors`` and the tokenizer files; saved with ``save_pretrained`` and loaded
+with ``from_pretrained``, strictly (every weight must match) and without log noise."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from molw2s.encoders.tokenizer import load_tokenizer, save_tokenizer
+from molw2s.errors import MolW2SError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+    from molw2s.encoders.model import MolBertForPretraining
+
+MODEL_FILE = "model.safetensors"
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' warnings and progress bars (restored on exit)."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> None:
+    """``model.save_pretrained`` (safetensors) plus the tokenizer, into ``directory``."""
+    with quiet_transformers():
+        model.save_pretrained(str(directory))
+    save_tokenizer(tokenizer, directory)
+
+
+def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTrainedTokenizerFast]:
+    """Model (in eval mode) and tokenizer of a model directory.
+
+    ``MolBertForPretraining.from_pretrained`` with transformers' warnings silenced; a
+    MolW2SError names the directory if any weight is missing, unexpected or misshapen.
+    """
+    from molw2s.encoders.model import MolBertForPretraining
+
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).is_file():
+        raise MolW2SError(f"{directory}: no {MODEL_FILE} (not a model directory, or training did not finish)")
+    with quiet_transformers():
+        model, info = MolBertForPretraining.from_pretrained(str(directory), output_loading_info=True)
+    problems = {k: sorted(v)[:5] for k, v in info.items() if v}
+    if problems:
+        raise MolW2SError(f"{directory}: weights do not match the model: {problems}")
+    return model.eval(), load_tokenizer(directory)

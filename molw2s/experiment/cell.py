@@ -1,0 +1,144 @@
+"""One W2S cell: the measured protocol and the predictors on one split of one task.
+
+A cell is (representations of the weak and strong model, labels, one seed's D_w / D_s /
+test rows, settings). :func:`run_cell` runs the protocol (theory.md section 2, measured
+by :mod:`molw2s.w2s.protocol`), then the headline predictor and the sensitivity rules
+(section 4) with P_w built on D_s with the weak head's beta and trace factor (fitted on
+D_w) and P_s with the strong heads' (fitted on D_s): exactly the features the heads saw.
+``molw2s run`` (through the sweep), ``molw2s w2s`` and the notebooks all call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molw2s.data.prepare import TaskSplit, split_task_seeds
+from molw2s.data.tasks import Task
+from molw2s.experiment.config import CellSettings
+from molw2s.theory.baselines import linear_cka
+from molw2s.theory.predictor import PredictorConfig, predict_from_operators
+from molw2s.theory.principal import PrincipalOperator, principal_operator
+from molw2s.w2s.features import Scale
+from molw2s.w2s.protocol import run_w2s
+
+
+@dataclass(frozen=True)
+class CellSplit:
+    """Positions (into the task's molecules or the arrays' rows) of D_w, D_s and the test
+    set for one seed."""
+
+    seed: int
+    weak: np.ndarray
+    strong: np.ndarray
+    test: np.ndarray
+    n_dropped: int = 0  # file rows of the split whose molecule was excluded
+
+    @classmethod
+    def from_task_split(cls, parts: TaskSplit) -> CellSplit:
+        """The cell's view of a task split: D_w, D_s and the test part."""
+        return cls(parts.seed, parts.w2s.weak, parts.w2s.strong, parts.split.test, parts.n_dropped)
+
+
+def task_cell_splits(task: Task, settings: CellSettings, data_dir: str | Path | None = None) -> list[CellSplit]:
+    """One :class:`CellSplit` per seed of ``settings.splits`` (split files map onto the
+    task's molecules, see :func:`molw2s.data.prepare.split_task`)."""
+    return [CellSplit.from_task_split(p) for p in split_task_seeds(task, settings.splits, data_dir=data_dir)]
+
+
+def rule_label(config: PredictorConfig) -> str:
+    """A short name of a k rule: ``flat_tail(c=3)``, ``tau=0.9``, ``fixed(k_w=.., k_s=..)``."""
+    if config.rule == "tau":
+        return f"tau={config.tau:g}"
+    if config.rule == "fixed":
+        return f"fixed(k_w={config.k_w},k_s={config.k_s})"
+    return f"flat_tail(c={config.c:g})"
+
+
+class OperatorCache:
+    """P operators per (representation, split seed, k rule, beta, scale factor): the strong
+    model's operator is shared by every weak model of a split, so it is computed once."""
+
+    def __init__(self) -> None:
+        self._ops: dict[tuple[str, int, str, float, float], PrincipalOperator] = {}
+
+    def get(
+        self,
+        name: str,
+        H: np.ndarray,
+        points: np.ndarray,
+        seed: int,
+        *,
+        beta: float,
+        rule: PredictorConfig,
+        k: int | None,
+        scale: Scale,
+        factor: float,
+    ) -> PrincipalOperator:
+        """P of ``H[points]`` with ridge ``beta`` and the heads' scale ``factor``."""
+        key = (name, seed, rule_label(rule), beta, factor)
+        if key not in self._ops:
+            self._ops[key] = principal_operator(
+                H[points], beta, rule=rule.rule, tau=rule.tau, k=k, c=rule.c, scale=scale, factor=factor
+            )
+        return self._ops[key]
+
+
+def run_cell(
+    H_w: np.ndarray,
+    H_s: np.ndarray,
+    y: np.ndarray,
+    split: CellSplit,
+    settings: CellSettings,
+    *,
+    predictor: bool = True,
+    operators: OperatorCache | None = None,
+    names: tuple[str, str] = ("weak", "strong"),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Measured quantities, and (with ``predictor``) the headline predictor, CKA and the
+    sensitivity predictors of one cell, as one flat JSON-ready row.
+
+    ``names`` identify the two representations in ``operators`` (pass one cache to many
+    cells so operators are shared); the row's predictor keys are those of
+    :class:`molw2s.theory.predictor.PredictorResult`, plus ``cka``, ``rule_label`` and
+    ``sensitivity`` (M, M_F, PredGap_hat, k_w, k_s per rule).
+    """
+    result = run_w2s(
+        H_w,
+        H_s,
+        y,
+        weak_idx=split.weak,
+        strong_idx=split.strong,
+        test_idx=split.test,
+        head=settings.w2s.head,
+        weak_head=settings.w2s.weak,
+        progress=progress,
+    )
+    row = result.to_dict()
+    if not predictor:
+        return row
+    operators = operators if operators is not None else OperatorCache()
+    labels = np.asarray(y, dtype=np.float64)[split.strong]
+    sensitivity = {}
+    for i, rule in enumerate([settings.predictor.primary, *settings.predictor.sensitivity]):
+        shared = {"rule": rule, "scale": result.scale}
+        op_w = operators.get(
+            names[0], H_w, split.strong, split.seed, beta=result.beta_w, k=rule.k_w, factor=result.scale_factor_w,
+            **shared,
+        )
+        op_s = operators.get(
+            names[1], H_s, split.strong, split.seed, beta=result.beta, k=rule.k_s, factor=result.scale_factor_s,
+            **shared,
+        )
+        values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()
+        if i == 0:
+            row.update({k: v for k, v in values.items() if k not in row})
+        sensitivity[rule_label(rule)] = {k: values[k] for k in ("M", "M_F", "predgap_hat", "k_w", "k_s")}
+    row["cka"] = linear_cka(np.asarray(H_w)[split.strong], np.asarray(H_s)[split.strong])
+    row["rule_label"] = rule_label(settings.predictor.primary)
+    row["sensitivity"] = sensitivity
+    return row

@@ -1,0 +1,71 @@
+"""One W2S cell: measured errors from the protocol, predictors with the heads' scaling and betas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
+from molw2s.experiment.config import CellSettings
+from molw2s.theory.baselines import linear_cka
+from molw2s.theory.predictor import predict_w2s
+from molw2s.w2s.heads import HeadConfig
+from molw2s.w2s.protocol import run_w2s
+
+
+def _task(n: int = 200, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, CellSplit]:
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 4))
+    y = 2.0 * latent[:, 0] - latent[:, 1] + 0.2 * rng.normal(size=n) + 10.0
+    H_s = latent @ rng.normal(size=(4, 12)) + 0.3 * rng.normal(size=(n, 12))
+    H_w = latent[:, :1] @ rng.normal(size=(1, 6)) + 0.8 * rng.normal(size=(n, 6)) + 5.0
+    order = rng.permutation(n)
+    return H_w, H_s, y, CellSplit(0, order[:70], order[70:150], order[150:])
+
+
+def _settings() -> CellSettings:
+    return CellSettings(
+        w2s={"head": {"beta": 0.2, "scale": "trace"}, "weak_head": {"beta": 0.4, "scale": "trace"}},
+        predictor={"primary": {"rule": "tau", "tau": 0.8}, "sensitivity": [{"rule": "flat_tail"}]},
+    )
+
+
+def test_predictor_uses_the_heads_scaling_and_betas():
+    H_w, H_s, y, split = _task()
+    s, w = split.strong, split.weak
+    row = run_cell(H_w, H_s, y, split, _settings())
+    factor_w = np.sqrt(H_w[w].var(axis=0).mean())  # the weak head's factor, from D_w
+    ref = predict_w2s(
+        H_w[s], H_s[s], beta_w=0.4, beta_s=0.2, y=y[s], rule="tau", tau=0.8, scale="trace", factor_w=factor_w
+    )
+    assert row["M"] == pytest.approx(ref.M, rel=1e-12)
+    assert row["predgap_hat"] == pytest.approx(ref.predgap_hat, rel=1e-12)
+    assert row["cka"] == pytest.approx(linear_cka(H_w[s], H_s[s]))
+    assert {"M", "M_F", "predgap_hat", "k_w", "k_s", "cka", "err_w2s", "pgr"} <= set(row)
+    assert row["scale"] == "trace" and row["beta_w"] == 0.4
+    assert row["rule_label"] == "tau=0.8" and set(row["sensitivity"]) == {"tau=0.8", "flat_tail(c=3)"}
+    assert row["sensitivity"]["tau=0.8"]["M"] == row["M"]
+    json.dumps(row)
+
+
+def test_measured_part_is_the_protocol_and_predictor_can_be_skipped():
+    H_w, H_s, y, split = _task(seed=2)
+    settings = _settings()
+    row = run_cell(H_w, H_s, y, split, settings, predictor=False)
+    ref = run_w2s(
+        H_w, H_s, y, weak_idx=split.weak, strong_idx=split.strong, test_idx=split.test,
+        head=HeadConfig(beta=0.2), weak_head=HeadConfig(beta=0.4),
+    )
+    assert row == ref.to_dict()
+
+
+def test_operator_cache_shares_the_strong_operator():
+    H_w, H_s, y, split = _task(seed=3)
+    cache = OperatorCache()
+    a = run_cell(H_w, H_s, y, split, _settings(), operators=cache, names=("w1", "s"))
+    n_ops = len(cache._ops)
+    b = run_cell(H_w + 1.0, H_s, y, split, _settings(), operators=cache, names=("w2", "s"))
+    assert len(cache._ops) == n_ops + 2  # only the new weak model's two rules were computed
+    assert a["M"] == pytest.approx(b["M"])  # a shifted representation centers to the same one
