@@ -20,16 +20,16 @@ import numpy as np
 import torch
 
 from molw2s.data.tasks import load_task
-from molw2s.encoders.model_files import save_model
 from molw2s.encoders.embed import TransformerEncoder
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
+from molw2s.encoders.model_files import save_model
 from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {
-    "quickstart": dict(num_layers=4, hidden_size=128, num_heads=4, intermediate_size=512),
-    "local": dict(num_layers=6, hidden_size=256, num_heads=8, intermediate_size=1024),
-    "paper": dict(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
+    "quickstart": {"num_layers": 4, "hidden_size": 128, "num_heads": 4, "intermediate_size": 512},
+    "local": {"num_layers": 6, "hidden_size": 256, "num_heads": 8, "intermediate_size": 1024},
+    "paper": {"num_layers": 12, "hidden_size": 768, "num_heads": 12, "intermediate_size": 3072},
 }
 
 
@@ -38,7 +38,13 @@ def random_checkpoint(directory: Path, smiles: list[str], size: str) -> Path:
     from molw2s.encoders.model_size import ModelSizeConfig
 
     tok = make_tokenizer(build_vocab(smiles).token_to_id)
-    config = make_molbert_config(ModelSizeConfig(**SIZES[size]), vocab_size=len(tok), max_length=128, pad_token_id=tok.pad_token_id, physchem=None)
+    config = make_molbert_config(
+        ModelSizeConfig(**SIZES[size]),
+        vocab_size=len(tok),
+        max_length=128,
+        pad_token_id=tok.pad_token_id,
+        physchem=None,
+    )
     torch.manual_seed(0)
     save_model(MolBertForPretraining(config), tok, directory)
     return directory
@@ -73,11 +79,19 @@ def main() -> None:
         path = args.checkpoint or random_checkpoint(Path(tmp), smiles, args.size)
         results = {}
         for sort in (False, True):
-            enc = TransformerEncoder(path, pooling=args.pooling, batch_size=args.batch_size, sort_by_length=sort, device=args.device)
+            enc = TransformerEncoder(
+                path, pooling=args.pooling, batch_size=args.batch_size, sort_by_length=sort, device=args.device
+            )
             results[sort] = timed(enc, smiles, args.repeats)
     lengths = np.array([len(s) for s in smiles])
-    print(f"task {args.task}: {len(smiles)} molecules, SMILES length mean {lengths.mean():.0f}, max {lengths.max()} characters")
-    print(f"model: {args.checkpoint or args.size}; batch {args.batch_size}; pooling {args.pooling}; device {args.device}; torch threads {torch.get_num_threads()}")
+    print(
+        f"task {args.task}: {len(smiles)} molecules, "
+        f"SMILES length mean {lengths.mean():.0f}, max {lengths.max()} characters"
+    )
+    print(
+        f"model: {args.checkpoint or args.size}; batch {args.batch_size}; pooling {args.pooling}; "
+        f"device {args.device}; torch threads {torch.get_num_threads()}"
+    )
     unsorted_rate = len(smiles) / results[False][1]
     for sort in (False, True):
         rate = len(smiles) / results[sort][1]

@@ -106,7 +106,9 @@ def bench_plain_hf(data: PretrainingData, size: ModelSizeConfig, args: argparse.
     model = BertForMaskedLM(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=data.config.mask_prob, return_tensors="pt")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     order = np.random.default_rng(args.seed).permutation(len(data.train.smiles))
     real, lengths = 0, []
     start = None
@@ -163,15 +165,23 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
-    data_cfg = PretrainingDataConfig(corpus=CorpusSpec(name="moses", n=args.n_molecules), augment=False, physchem=False, max_val=64)
+    data_cfg = PretrainingDataConfig(
+        corpus=CorpusSpec(name="moses", n=args.n_molecules), augment=False, physchem=False, max_val=64
+    )
     data = prepare_pretraining_data(data_cfg, data_dir=args.data_dir, progress=False)
     if (args.warmup + args.steps) * args.batch_size > len(data.train.smiles):
         parser.error("--n-molecules too small for (warmup + steps) * batch-size")
     device = resolve_device(args.device)
     lengths = data.train.lengths
-    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else f'cpu x {torch.get_num_threads()} threads'}")
-    print(f"model: {args.size} {size.model_dump()}; batch {args.batch_size}; {args.steps} timed steps after {args.warmup}")
-    print(f"data: {len(lengths)} MOSES molecules, ids per molecule mean {lengths.mean():.1f}, max {lengths.max()} (padded to {data_cfg.max_length})")
+    cpu = f"cpu x {torch.get_num_threads()} threads"
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu}")
+    print(
+        f"model: {args.size} {size.model_dump()}; batch {args.batch_size}; {args.steps} timed steps after {args.warmup}"
+    )
+    print(
+        f"data: {len(lengths)} MOSES molecules, ids per molecule mean {lengths.mean():.1f}, "
+        f"max {lengths.max()} (padded to {data_cfg.max_length})"
+    )
 
     rows = [
         ("plain HF BertForMaskedLM, fixed padding to 128", bench_plain_hf(data, size, args)),

@@ -71,9 +71,7 @@ def build_model(model_cls: type[M], data: dict[str, Any], source: str = "config"
         raise ConfigError(format_validation_error(model_cls, exc, source)) from None
 
 
-def load_config(
-    model_cls: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()
-) -> M:
+def load_config(model_cls: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()) -> M:
     """Load a YAML file (or defaults) into ``model_cls`` and apply CLI overrides."""
     data = load_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides)

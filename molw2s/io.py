@@ -57,9 +57,8 @@ def write_json_atomic(target: str | Path, obj: Any) -> None:
 
 def save_npy_atomic(target: str | Path, array: np.ndarray) -> None:
     """Save one array as ``.npy`` atomically."""
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
 
 
 def load_npy(path: str | Path) -> np.ndarray:

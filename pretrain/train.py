@@ -13,11 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
+from molw2s.errors import MolW2SError
 from molw2s.pretraining.config import load_family_config
 from molw2s.pretraining.distributed import init_distributed, shutdown_distributed
 from molw2s.pretraining.family import pretrain_family
 from molw2s.pretraining.report import print_results
-from molw2s.errors import MolW2SError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         family = load_family_config(args.config, args.overrides)
         result = pretrain_family(

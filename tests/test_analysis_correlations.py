@@ -16,8 +16,14 @@ def _table(n_models: int, n_seeds: int, slope: float, noise: float, seed: int = 
     for i in range(n_models):
         m = i / n_models
         for s in range(n_seeds):
-            rows.append({"weak": f"w{i:02d}", "seed": s, "M": m + 0.01 * rng.normal(),
-                         "err_w2s": slope * m + noise * rng.normal()})
+            rows.append(
+                {
+                    "weak": f"w{i:02d}",
+                    "seed": s,
+                    "M": m + 0.01 * rng.normal(),
+                    "err_w2s": slope * m + noise * rng.normal(),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -43,7 +49,7 @@ def test_point_estimate_uses_seed_means():
 
 def test_strong_relation_gives_tight_positive_interval():
     table = _table(10, 3, slope=1.0, noise=0.02)
-    res = [r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=500) if r.method == "spearman"][0]
+    res = next(r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=500) if r.method == "spearman")
     assert res.value > 0.95
     assert 0.7 < res.ci_low <= res.value <= res.ci_high <= 1.0
 
@@ -71,8 +77,9 @@ def test_missing_column_is_named():
 def test_model_bootstrap_interval_contains_point_estimate_and_seed_resampling_widens_it():
     table = _table(8, 3, slope=1.0, noise=0.15, seed=2)
     models = {r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=400)}
-    both = {r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=400,
-                                                        resample="models_and_seeds")}
+    both = {
+        r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=400, resample="models_and_seeds")
+    }
     for method in ("spearman", "pearson"):
         assert models[method].ci_low <= models[method].value <= models[method].ci_high
         assert both[method].value == models[method].value  # same point estimate

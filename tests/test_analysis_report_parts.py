@@ -15,8 +15,17 @@ def _cells() -> pd.DataFrame:
     for i in range(5):
         for s in range(2):
             m = 0.2 * i + 0.01 * rng.normal()
-            rows.append({"weak": f"w{i}", "seed": s, "M": m, "err_w2s": 1 + m, "pgr": 1 - m,
-                         "predgap_hat": 0.1 * m, "predgap": 0.15 * m + 0.01})
+            rows.append(
+                {
+                    "weak": f"w{i}",
+                    "seed": s,
+                    "M": m,
+                    "err_w2s": 1 + m,
+                    "pgr": 1 - m,
+                    "predgap_hat": 0.1 * m,
+                    "predgap": 0.15 * m + 0.01,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from molw2s.cli import app
 from molw2s.data.tasks import load_task
 from molw2s.encoders.embed import embed_task
+from molw2s.errors import ConfigError, DataError, DataNotFoundError
 from molw2s.experiment.cell import run_cell, task_cell_splits
 from molw2s.experiment.config import CellSettings
-from molw2s.errors import ConfigError, DataError, DataNotFoundError
 from molw2s.theory.predictor import predict_w2s
 from molw2s.theory.synthetic import make_family
 from molw2s.w2s.arrays import load_array
@@ -53,7 +53,15 @@ def arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_predict_text_and_json_match_the_library(arrays):
-    args = ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "w2s.weak_head.beta=0.1", "w2s.head.beta=0.2"]
+    args = [
+        "predict",
+        "--weak",
+        arrays["weak"],
+        "--strong",
+        arrays["strong"],
+        "w2s.weak_head.beta=0.1",
+        "w2s.head.beta=0.2",
+    ]
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output
     assert text.output.splitlines()[0].startswith("M ")
@@ -61,7 +69,11 @@ def test_predict_text_and_json_match_the_library(arrays):
     out = runner.invoke(app, [*args, "--labels", arrays["labels"], "--json"])
     row = json.loads(out.output)
     ref = predict_w2s(
-        np.load(arrays["weak"]), np.load(arrays["strong"]), beta_w=0.1, beta_s=0.2, y=np.load(arrays["labels"]),
+        np.load(arrays["weak"]),
+        np.load(arrays["strong"]),
+        beta_w=0.1,
+        beta_s=0.2,
+        y=np.load(arrays["labels"]),
         scale="trace",
     )
     assert row["M"] == pytest.approx(ref.M) and row["predgap_hat"] == pytest.approx(ref.predgap_hat)
@@ -72,8 +84,14 @@ def test_predict_options_and_npz(arrays):
     out = runner.invoke(
         app,
         [
-            "predict", "--weak", arrays["npz"] + ":weak", "--strong", arrays["npz"] + ":strong",
-            "predictor.primary.rule=tau", "predictor.primary.tau=0.5", "--json",
+            "predict",
+            "--weak",
+            arrays["npz"] + ":weak",
+            "--strong",
+            arrays["npz"] + ":strong",
+            "predictor.primary.rule=tau",
+            "predictor.primary.tau=0.5",
+            "--json",
         ],
     )
     row = json.loads(out.output)
@@ -81,8 +99,15 @@ def test_predict_options_and_npz(arrays):
     out = runner.invoke(
         app,
         [
-            "predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--json",
-            "predictor.primary.rule=fixed", "predictor.primary.k_w=3", "predictor.primary.k_s=4",
+            "predict",
+            "--weak",
+            arrays["weak"],
+            "--strong",
+            arrays["strong"],
+            "--json",
+            "predictor.primary.rule=fixed",
+            "predictor.primary.k_w=3",
+            "predictor.primary.k_s=4",
         ],
     )
     row = json.loads(out.output)
@@ -92,7 +117,9 @@ def test_predict_options_and_npz(arrays):
 def test_predict_reads_an_experiment_config(arrays, tmp_path):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text("name: x\nstrong: s\nweak: [a, b]\ntasks: [ESOL]\nw2s: {head: {beta: 0.3, scale: none}}\n")
-    out = runner.invoke(app, ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--config", str(cfg), "--json"])
+    out = runner.invoke(
+        app, ["predict", "--weak", arrays["weak"], "--strong", arrays["strong"], "--config", str(cfg), "--json"]
+    )
     row = json.loads(out.output)
     assert (row["beta_w"], row["beta_s"], row["scale"]) == (0.3, 0.3, "none")
 
@@ -138,14 +165,25 @@ def test_w2s_on_arrays(arrays, tmp_path):
     args = ["w2s", "--weak", arrays["weak"], "--strong", arrays["strong"], "--labels", arrays["labels"]]
     result = runner.invoke(
         app,
-        [*args, "--split", arrays["split"], "splits.n_weak=100", "splits.n_strong=0.5", "--json", "--out", str(out_file)],
+        [
+            *args,
+            "--split",
+            arrays["split"],
+            "splits.n_weak=100",
+            "splits.n_strong=0.5",
+            "--json",
+            "--out",
+            str(out_file),
+        ],
     )
     assert result.exit_code == 0, result.output
     row = json.loads(result.output)
     assert row == json.loads(out_file.read_text())
     assert (row["n_weak"], row["n_strong"], row["n_test"]) == (100, 150, 50)
     assert {"err_w", "err_w2s", "err_sc", "pgr", "predgap", "gain", "misfit", "M", "predgap_hat", "cka"} <= set(row)
-    again = runner.invoke(app, [*args, "--split", arrays["split"], "splits.n_weak=100", "splits.n_strong=0.5", "--json"])
+    again = runner.invoke(
+        app, [*args, "--split", arrays["split"], "splits.n_weak=100", "splits.n_strong=0.5", "--json"]
+    )
     assert json.loads(again.output) == row  # deterministic under the seed
     text = runner.invoke(app, [*args, "--no-predictor", "--seed", "3"])
     assert text.exit_code == 0 and text.output.startswith("err_w ") and "predgap_hat" not in text.output
@@ -166,7 +204,8 @@ def test_w2s_bad_options(arrays, extra, message):
 
 
 def test_w2s_on_a_task_with_fingerprint_encoders(moleculenet_dir):
-    options = "--weak-encoder maccs --strong-encoder ecfp4-1024 --seed 122 splits.method=paper --json".split()
+    options = ["--weak-encoder", "maccs", "--strong-encoder", "ecfp4-1024", "--seed", "122", "--json"]
+    options.append("splits.method=paper")
     result = runner.invoke(app, ["w2s", "--task", "FreeSolv", "--data-dir", str(moleculenet_dir), *options])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)

@@ -27,11 +27,24 @@ def test_help_lists_data_commands():
 
 
 def test_validate_prints_published_row_counts(moleculenet_dir):
-    result = _run("data", "validate", "--task", "ESOL", "--task", "FreeSolv", "--task", "Lipop",
-                  "--data-dir", str(moleculenet_dir))
+    result = _run(
+        "data",
+        "validate",
+        "--task",
+        "ESOL",
+        "--task",
+        "FreeSolv",
+        "--task",
+        "Lipop",
+        "--data-dir",
+        str(moleculenet_dir),
+    )
     assert result.exit_code == 0, result.output
-    for name, rows, splits in (("ESOL", 1128, "902/113/113"), ("FreeSolv", 642, "513/64/65"),
-                               ("Lipop", 4200, "3360/420/420")):
+    for name, rows, splits in (
+        ("ESOL", 1128, "902/113/113"),
+        ("FreeSolv", 642, "513/64/65"),
+        ("Lipop", 4200, "3360/420/420"),
+    ):
         # task, rows, expected, valid SMILES, invalid, bad labels
         assert re.search(rf"{name}\s*│\s*{rows}\s*│\s*{rows}\s*│\s*{rows}\s*│\s*0\s*│\s*0", result.output)
         assert re.search(rf"{name}\.random122\.json\s*│\s*{splits}\s*│\s*0\s*│\s*ok", result.output)
@@ -67,8 +80,12 @@ def test_validate_corpus(tmp_path):
     assert result.exit_code == 0 and "1 of 2 SMILES invalid" in result.output
     assert "row 1 (line 2): 'xx'" in result.output
     assert _run(*args, "--strict").exit_code == 1
-    assert _run("data", "validate", "--task", str(tmp_path / "t.csv"), "--corpus", "moses",
-                "--data-dir", str(tmp_path)).exit_code == 1
+    assert (
+        _run(
+            "data", "validate", "--task", str(tmp_path / "t.csv"), "--corpus", "moses", "--data-dir", str(tmp_path)
+        ).exit_code
+        == 1
+    )
 
 
 def test_info_shows_presence(moleculenet_dir):

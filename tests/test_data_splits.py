@@ -154,8 +154,14 @@ def test_w2s_split_disjoint_sized_nested_and_seeded():
 
 @pytest.mark.parametrize(
     "n_weak, n_strong, message",
-    [(60, 50, "exceeds the 100"), (0, 10, "at least 1"), (0.001, 10, "at least 1"),
-     (1.5, 10, r"in \(0, 1\]"), (True, 10, "int count or a float"), ("10", 10, "int count or a float")],
+    [
+        (60, 50, "exceeds the 100"),
+        (0, 10, "at least 1"),
+        (0.001, 10, "at least 1"),
+        (1.5, 10, r"in \(0, 1\]"),
+        (True, 10, "int count or a float"),
+        ("10", 10, "int count or a float"),
+    ],
 )
 def test_w2s_split_errors(n_weak, n_strong, message):
     with pytest.raises(ConfigError, match=message):

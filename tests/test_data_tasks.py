@@ -40,7 +40,7 @@ def _moleculenet_layout(moleculenet_dir, folder):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_real_tasks_load_with_published_row_counts(moleculenet_dir, name):
     task = load_task(name, data_dir=moleculenet_dir, download=False)
-    header, *body = _rows(moleculenet_dir / f"{name}.csv.gz")
+    _header, *body = _rows(moleculenet_dir / f"{name}.csv.gz")
     assert task.n_rows == len(task) == EXPECTED[name] == len(body)
     assert task.row_index.tolist() == list(range(EXPECTED[name]))
     np.testing.assert_array_equal(task.y, [float(r[1]) for r in body])
@@ -83,8 +83,15 @@ def test_offline_without_local_copy_names_file_and_three_ways(tmp_path, monkeypa
     with pytest.raises(DataNotFoundError) as exc:
         load_task("FreeSolv", data_dir=tmp_path)
     msg = str(exc.value)
-    for needle in ("FreeSolv.csv.gz", "SAMPL.csv", str(tmp_path), "could not be downloaded",
-                   "MOLW2S_DATA_DIR", "--data-dir", "molw2s data import DIR"):
+    for needle in (
+        "FreeSolv.csv.gz",
+        "SAMPL.csv",
+        str(tmp_path),
+        "could not be downloaded",
+        "MOLW2S_DATA_DIR",
+        "--data-dir",
+        "molw2s data import DIR",
+    ):
         assert needle in msg
     assert waits == [1.0, 2.0, 4.0]  # retried with exponential backoff
     with pytest.raises(DataNotFoundError, match="downloads are disabled"):
@@ -102,8 +109,10 @@ def test_unknown_task_lists_valid_names():
 
 
 def test_bad_labels_error_names_file_row_line_and_column(tmp_path):
-    f = _write_csv(tmp_path / "t.csv", [["smiles", "y"], ["CCO", "1"], ["CCC", "abc"], ["CCN", "nan"],
-                                        ["CCCl", "inf"], ["CCBr", ""], ["CCI", "-2.5"]])
+    f = _write_csv(
+        tmp_path / "t.csv",
+        [["smiles", "y"], ["CCO", "1"], ["CCC", "abc"], ["CCN", "nan"], ["CCCl", "inf"], ["CCBr", ""], ["CCI", "-2.5"]],
+    )
     with pytest.raises(DataError) as exc:
         load_task(str(f))
     err = exc.value
@@ -113,12 +122,15 @@ def test_bad_labels_error_names_file_row_line_and_column(tmp_path):
     assert task.smiles == ["CCO", "CCI"] and task.y.tolist() == [1.0, -2.5]
     assert task.row_index.tolist() == [0, 5]
     assert [(b.row, b.reason) for b in task.bad_labels] == [
-        (1, "not a number"), (2, "not a finite number"), (3, "not a finite number"), (4, "empty")]
+        (1, "not a number"),
+        (2, "not a finite number"),
+        (3, "not a finite number"),
+        (4, "empty"),
+    ]
 
 
 def test_invalid_and_empty_smiles_are_excluded_and_reported(tmp_path):
-    f = _write_csv(tmp_path / "t.csv", [["SMILES", "logp"], ["CCO", "1"], ["C1CC", "2"], ["", "3"],
-                                        ["c1ccccc1", "4"]])
+    f = _write_csv(tmp_path / "t.csv", [["SMILES", "logp"], ["CCO", "1"], ["C1CC", "2"], ["", "3"], ["c1ccccc1", "4"]])
     task = load_task(str(f))
     assert task.smiles == ["CCO", "c1ccccc1"] and task.row_index.tolist() == [0, 3]
     assert [(i.row, i.line) for i in task.invalid] == [(1, 3), (2, 4)]
@@ -129,8 +141,7 @@ def test_invalid_and_empty_smiles_are_excluded_and_reported(tmp_path):
 
 
 def test_duplicate_policies(tmp_path):
-    f = _write_csv(tmp_path / "t.csv", [["smiles", "y"], ["CCO", "1"], ["OCC", "3"], ["CCN", "5"],
-                                        ["C(O)C", "8"]])
+    f = _write_csv(tmp_path / "t.csv", [["smiles", "y"], ["CCO", "1"], ["OCC", "3"], ["CCN", "5"], ["C(O)C", "8"]])
     keep = load_task(str(f))
     assert len(keep) == 4 and [g.tolist() for g in keep.duplicates] == [[0, 1, 3]]
     first = load_task(str(f), duplicates="first")
@@ -168,7 +179,7 @@ def test_user_csv_columns(tmp_path):
 
 
 def test_missing_label_column_in_known_task(moleculenet_dir, tmp_path):
-    header, *body = _rows(moleculenet_dir / "FreeSolv.csv.gz")
+    _header, *body = _rows(moleculenet_dir / "FreeSolv.csv.gz")
     _write_csv(tmp_path / "FreeSolv.csv", [["smiles", "calc"], *body])
     with pytest.raises(DataError) as exc:
         load_task("FreeSolv", data_dir=tmp_path, download=False)

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from molw2s.encoders.model_files import load_pretrained, save_model
-from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.encoders.embed import (
     TransformerEncoder,
     compute_task_embedding,
@@ -20,6 +18,8 @@ from molw2s.encoders.embed import (
 )
 from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder, signed_log1p
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
+from molw2s.encoders.model_files import load_pretrained, save_model
+from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
 from molw2s.errors import ConfigError, DataError
 
@@ -98,7 +98,9 @@ def _one_at_a_time(model_dir: Path, smiles: list[str], pooling: str, layer: int)
     with torch.no_grad():
         for s in smiles:
             ids = torch.tensor([tok(s)["input_ids"]])
-            hidden = model.bert(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states[layer][0]
+            hidden = model.bert(
+                input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True
+            ).hidden_states[layer][0]
             rows.append((hidden[0] if pooling == "cls" else hidden.mean(0)).numpy())
     return np.stack(rows)
 
@@ -129,7 +131,9 @@ def test_unknown_tokens_are_counted(model_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("task", ["ESOL", "FreeSolv", "Lipop"])
-def test_task_embeddings_are_produced_and_cached(model_dir: Path, moleculenet_dir: Path, task: str, monkeypatch) -> None:
+def test_task_embeddings_are_produced_and_cached(
+    model_dir: Path, moleculenet_dir: Path, task: str, monkeypatch
+) -> None:
     from molw2s.data.tasks import load_task
 
     loaded = load_task(task, data_dir=moleculenet_dir.parent, download=False)

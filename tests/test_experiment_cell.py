@@ -55,8 +55,14 @@ def test_measured_part_is_the_protocol_and_predictor_can_be_skipped():
     settings = _settings()
     row = run_cell(H_w, H_s, y, split, settings, predictor=False)
     ref = run_w2s(
-        H_w, H_s, y, weak_idx=split.weak, strong_idx=split.strong, test_idx=split.test,
-        head=HeadConfig(beta=0.2), weak_head=HeadConfig(beta=0.4),
+        H_w,
+        H_s,
+        y,
+        weak_idx=split.weak,
+        strong_idx=split.strong,
+        test_idx=split.test,
+        head=HeadConfig(beta=0.2),
+        weak_head=HeadConfig(beta=0.4),
     )
     assert row == ref.to_dict()
 

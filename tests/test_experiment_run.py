@@ -20,10 +20,17 @@ FAMILY = {
     "data": {"corpus": {"name": "nci5k", "n": 150}, "val_fraction": 0.2, "descriptor_jobs": 1},
     "train": {"batch_size": 8, "warmup_steps": 2, "checkpoint_every": 10, "eval_every": 10, "num_threads": 1},
     "members": [
-        {"name": "small", "model": {"num_layers": 1, "hidden_size": 8, "num_heads": 2, "intermediate_size": 16},
-         "steps": 10, "snapshots": [5]},
-        {"name": "big", "model": {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32},
-         "steps": 15},
+        {
+            "name": "small",
+            "model": {"num_layers": 1, "hidden_size": 8, "num_heads": 2, "intermediate_size": 16},
+            "steps": 10,
+            "snapshots": [5],
+        },
+        {
+            "name": "big",
+            "model": {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32},
+            "steps": 15,
+        },
     ],
 }
 
@@ -32,9 +39,14 @@ FAMILY = {
 def experiment_yaml(tmp_path):
     (tmp_path / "family.yaml").write_text(yaml.safe_dump(FAMILY))
     config = {
-        "name": "tiny_run", "family": "family.yaml", "run_dir": str(tmp_path / "run"),
-        "strong": "big", "weak": ["small@5", "small", "maccs"], "tasks": ["nci_tpsa"],
-        "splits": {"method": "random", "seeds": [0, 1]}, "evaluation": {"n_boot": 50},
+        "name": "tiny_run",
+        "family": "family.yaml",
+        "run_dir": str(tmp_path / "run"),
+        "strong": "big",
+        "weak": ["small@5", "small", "maccs"],
+        "tasks": ["nci_tpsa"],
+        "splits": {"method": "random", "seeds": [0, 1]},
+        "evaluation": {"n_boot": 50},
     }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -92,16 +104,25 @@ def test_user_csv_task_with_named_columns(tmp_path):
     from rdkit.Chem import Descriptors, MolFromSmiles
 
     smiles = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "Cc1ccccc1", "CCN", "CCCN", "CC(=O)O", "CCOC", "CCCl"] * 6
-    lines = ["mol,weight,other"] + [f"{s},{Descriptors.MolWt(MolFromSmiles(s)) + i * 0.01},x" for i, s in enumerate(smiles)]
+    lines = ["mol,weight,other"] + [
+        f"{s},{Descriptors.MolWt(MolFromSmiles(s)) + i * 0.01},x" for i, s in enumerate(smiles)
+    ]
     lines.append("not_a_smiles,1.0,x")
     csv = tmp_path / "my_task.csv"
     csv.write_text("\n".join(lines) + "\n")
     config = load_experiment_config(
-        _write(tmp_path / "csv.yaml", {
-            "name": "csv_run", "run_dir": str(tmp_path / "run"), "strong": "ecfp4-512",
-            "weak": ["maccs", "ecfp2-256"], "tasks": [{"name": str(csv), "smiles_col": "mol", "label_col": "weight"}],
-            "splits": {"seeds": [0]}, "evaluation": {"n_boot": 20},
-        })
+        _write(
+            tmp_path / "csv.yaml",
+            {
+                "name": "csv_run",
+                "run_dir": str(tmp_path / "run"),
+                "strong": "ecfp4-512",
+                "weak": ["maccs", "ecfp2-256"],
+                "tasks": [{"name": str(csv), "smiles_col": "mol", "label_col": "weight"}],
+                "splits": {"seeds": [0]},
+                "evaluation": {"n_boot": 20},
+            },
+        )
     )
     results = run_experiment(config, progress=False)
     assert results["tasks"]["my_task.csv"]["n_cells"] == 2

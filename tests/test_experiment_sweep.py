@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from molw2s.errors import ConfigError
+from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
-from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.sweep import sweep_task
 from molw2s.theory.synthetic import make_family
 
@@ -19,7 +20,10 @@ def _setup(tmp_path, n_seeds=2):
     fam = make_family(1000, r=5, tail_dim=300, angles=np.linspace(0, 1.4, 5), tail_var=10.0, seed=1)
     reps = {"strong": fam.strong(), **{f"w{i}": fam.weak(i) for i in range(len(fam.angles))}}
     config = ExperimentConfig(
-        name="synthetic", strong="strong", weak=[f"w{i}" for i in range(len(fam.angles))], tasks=["synth"],
+        name="synthetic",
+        strong="strong",
+        weak=[f"w{i}" for i in range(len(fam.angles))],
+        tasks=["synth"],
         w2s={"head": {"beta": 0.01, "scale": "none"}},
         predictor={"primary": {"rule": "fixed", "k_w": 5, "k_s": 5}, "sensitivity": [{"rule": "flat_tail"}]},
         evaluation={"n_boot": 200},
@@ -75,8 +79,8 @@ def test_evaluation_report_on_synthetic_family(tmp_path):
 
 
 def test_config_rejects_strong_listed_as_weak():
-    with pytest.raises(Exception, match="also listed as weak"):
+    with pytest.raises(ValidationError, match="also listed as weak"):
         ExperimentConfig(name="x", strong="a", weak=["a", "b"], tasks=["t"])
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="unknown"):
         ExperimentConfig(name="x", strong="a", weak=["b", "c"], tasks=["t"], unknown=1)
     assert ConfigError  # the loader wraps these into ConfigError (tested in test_foundation)

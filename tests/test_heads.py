@@ -78,7 +78,7 @@ def test_sgd_full_batch_converges_to_ridge():
 def test_sgd_minibatch_ends_near_ridge_and_is_seeded():
     H, y = _problem(300, 6)
     ridge = RidgeHead(0.05).fit(H, y)
-    kw = dict(weight_decay=0.1, lr=0.02, batch_size=32, epochs=150)
+    kw = {"weight_decay": 0.1, "lr": 0.02, "batch_size": 32, "epochs": 150}
     a, b = SGDHead(seed=1, **kw).fit(H, y), SGDHead(seed=1, **kw).fit(H, y)
     c = SGDHead(seed=2, **kw).fit(H, y)
     np.testing.assert_array_equal(a.predict(H), b.predict(H))
@@ -172,8 +172,9 @@ def test_heads_are_scikit_learn_estimators():
     search = GridSearchCV(RidgeHead(), {"beta": [1e-4, 1e-2, 1.0, 100.0]}, cv=3).fit(H, y)
     assert search.best_params_["beta"] < 100.0 and isinstance(search.best_estimator_, RidgeHead)
     pipe = make_pipeline(StandardScaler(), RidgeHead(0.01)).fit(H, y)
-    assert pipe.score(H, y) == pytest.approx(RidgeHead(0.01).fit(StandardScaler().fit_transform(H), y).score(
-        StandardScaler().fit_transform(H), y))
+    assert pipe.score(H, y) == pytest.approx(
+        RidgeHead(0.01).fit(StandardScaler().fit_transform(H), y).score(StandardScaler().fit_transform(H), y)
+    )
     sgd = clone(SGDHead(weight_decay=0.2, epochs=3, seed=5))
     assert sgd.get_params()["weight_decay"] == 0.2 and sgd.beta == pytest.approx(0.1)
     assert GridSearchCV(SGDHead(epochs=5, lr=0.05), {"weight_decay": [0.0, 0.2]}, cv=2).fit(H, y).best_params_

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,15 +11,15 @@ import torch
 from sklearn.metrics import r2_score
 from transformers import AutoModel
 
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_size import ModelSizeConfig
+from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
 from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.errors import ConfigError
 from molw2s.pretraining.config import FamilyConfig, load_family_config
 from molw2s.pretraining.masking import mask_tokens
 from molw2s.pretraining.metrics import pooled_r2, unigram_baseline
-from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
-from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
 from molw2s.pretraining.trainer import lr_factor
-from molw2s.errors import ConfigError
 
 SIZE = ModelSizeConfig(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32)
 STATS = PhysChemStats(names=["a", "b", "c"], mean=[0.0, 1.0, 2.0], std=[1.0, 2.0, 3.0], clip=5.0)
@@ -100,7 +101,8 @@ def test_heads_that_do_not_divide_hidden_are_rejected_before_training(tmp_path) 
         ModelSizeConfig(num_layers=1, hidden_size=8, num_heads=16, intermediate_size=64)
     path = tmp_path / "family.yaml"
     path.write_text(
-        "name: f\nstrong: s\nmembers:\n  - name: s\n    model: {num_layers: 1, hidden_size: 30, num_heads: 4, intermediate_size: 8}\n    steps: 3\n"
+        "name: f\nstrong: s\nmembers:\n  - name: s\n"
+        "    model: {num_layers: 1, hidden_size: 30, num_heads: 4, intermediate_size: 8}\n    steps: 3\n"
     )
     with pytest.raises(ConfigError, match=r"members\.0\.model"):
         load_family_config(path)
@@ -189,7 +191,7 @@ def test_learning_rate_schedule(decay: str) -> None:
     else:
         assert f[60] == pytest.approx(0.55)  # halfway: linear and cosine agree
         assert lr_factor(110, total=110, warmup=10, decay=decay, min_ratio=0.1) == pytest.approx(0.1)
-        assert all(a >= b for a, b in zip(f[10:], f[11:]))
+        assert all(a >= b for a, b in itertools.pairwise(f))
 
 
 def test_molbert_config_round_trips_through_the_auto_classes(tmp_path) -> None:

@@ -42,8 +42,12 @@ def test_theory_notebook(tmp_path):
 def quickstart_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("nb_run")
     overrides = [
-        "family=null", "strong=rdkit2d", "weak=[maccs,ecfp2-256,ecfp4-512,ecfp6-1024]",
-        "tasks=[nci_logp]", "splits.seeds=[0,1]", "evaluation.n_boot=100",
+        "family=null",
+        "strong=rdkit2d",
+        "weak=[maccs,ecfp2-256,ecfp4-512,ecfp6-1024]",
+        "tasks=[nci_logp]",
+        "splits.seeds=[0,1]",
+        "evaluation.n_boot=100",
     ]
     params = f'CONFIG = "../configs/quickstart.yaml"\nOVERRIDES = {overrides!r}\nRUN_DIR = "{run_dir}"'
     return run_dir, params

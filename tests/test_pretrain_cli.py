@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from molw2s.cli import app
-from molw2s.pretraining.config import load_family_config
 from molw2s.errors import ConfigError
+from molw2s.pretraining.config import load_family_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,9 @@ def trained(tmp_path_factory) -> tuple[Path, Path, str]:
 
 
 def _accuracies(run: Path) -> dict[str, float]:
-    out = {m: json.loads((run / m / "COMPLETE.json").read_text())["metrics"]["mlm_accuracy"] for m in ("weak", "strong")}
+    out = {
+        m: json.loads((run / m / "COMPLETE.json").read_text())["metrics"]["mlm_accuracy"] for m in ("weak", "strong")
+    }
     out["unigram"] = json.loads((run / "family.json").read_text())["unigram_baseline"]["mlm_accuracy"]
     return out
 
@@ -65,7 +67,9 @@ def test_pretrain_prints_the_table_and_the_strong_model_learns(trained) -> None:
 
 def test_second_run_skips_finished_members(trained) -> None:
     config, run, _ = trained
-    result = CliRunner().invoke(app, ["pretrain", str(config), "--run-dir", str(run), "--no-progress", "--member", "weak"])
+    result = CliRunner().invoke(
+        app, ["pretrain", str(config), "--run-dir", str(run), "--no-progress", "--member", "weak"]
+    )
     assert result.exit_code == 0, result.output
     assert "finished earlier" in result.output
 
@@ -85,7 +89,16 @@ def test_bad_configs_fail_before_training(tmp_path: Path) -> None:
 
 def test_embed_command_writes_and_caches(trained, moleculenet_dir: Path, tmp_path: Path) -> None:
     _, run, _ = trained
-    args = ["embed", "--encoder", f"bert:{run / 'strong' / 'final'}", "--task", "FreeSolv", "--data-dir", str(moleculenet_dir.parent), "--no-progress"]
+    args = [
+        "embed",
+        "--encoder",
+        f"bert:{run / 'strong' / 'final'}",
+        "--task",
+        "FreeSolv",
+        "--data-dir",
+        str(moleculenet_dir.parent),
+        "--no-progress",
+    ]
     out = tmp_path / "freesolv.npy"
     first = CliRunner().invoke(app, [*args, "--pooling", "mean", "--out", str(out)])
     assert first.exit_code == 0, first.output
@@ -99,7 +112,16 @@ def test_embed_command_writes_and_caches(trained, moleculenet_dir: Path, tmp_pat
 def test_torchrun_two_process_ddp_smoke(tmp_path: Path) -> None:
     config = tmp_path / "family.yaml"
     config.write_text(FAMILY.replace("steps: 300", "steps: 6").replace("snapshots: [100]", "snapshots: [3]"))
-    cmd = ["torchrun", "--nproc_per_node=2", "--master_port=29561", str(REPO / "pretrain" / "train.py"), str(config), "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    cmd = [
+        "torchrun",
+        "--nproc_per_node=2",
+        "--master_port=29561",
+        str(REPO / "pretrain" / "train.py"),
+        str(config),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "unigram baseline" in proc.stdout

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from molw2s.encoders.padding import pad_batch
-from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.data.config import CorpusSpec
+from molw2s.encoders.padding import pad_batch
+from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.pretraining.config import PretrainingDataConfig
 from molw2s.pretraining.corpus import prepare_pretraining_data, split_corpus
-from molw2s.encoders.tokenizer import IGNORE_INDEX
 from molw2s.pretraining.trainer import make_batch
 
 
@@ -77,7 +77,9 @@ def corpus_file(tmp_path_factory) -> str:
 
 
 def test_prepared_data_reports_invalid_overlong_and_unk(corpus_file: str) -> None:
-    cfg = PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, max_length=40, min_freq=2, augment=False, physchem=False)
+    cfg = PretrainingDataConfig(
+        corpus=corpus_file, val_fraction=0.2, max_length=40, min_freq=2, augment=False, physchem=False
+    )
     data = prepare_pretraining_data(cfg, progress=False)
     rep = data.report
     assert rep.n_invalid == 1 and rep.n_corpus == 32

@@ -15,11 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 from molw2s.encoders.model_files import MODEL_FILE
+from molw2s.errors import ConfigError
 from molw2s.io import verify_dir
 from molw2s.pretraining import checkpoint as ckpt
 from molw2s.pretraining.config import FamilyConfig
 from molw2s.pretraining.family import collect_results, family_models, pretrain_family
-from molw2s.errors import ConfigError
 
 STEPS = 12
 
@@ -109,7 +109,9 @@ def test_exception_mid_run_then_resume_is_bitwise_identical(reference: Path, tmp
     pretrain_family(family, tmp_path, progress=False, on_step=lambda m, s: steps_seen.append(s))
     assert steps_seen == list(range(5, STEPS + 1))
     _assert_same_weights(reference / "m" / "final", tmp_path / "m" / "final")
-    _assert_same_weights(reference / "m" / "snapshots" / ckpt.step_dir_name(6), tmp_path / "m" / "snapshots" / ckpt.step_dir_name(6))
+    _assert_same_weights(
+        reference / "m" / "snapshots" / ckpt.step_dir_name(6), tmp_path / "m" / "snapshots" / ckpt.step_dir_name(6)
+    )
 
 
 def test_sigkill_then_resume_is_bitwise_identical(reference: Path, tmp_path: Path) -> None:

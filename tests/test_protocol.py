@@ -26,7 +26,9 @@ def _task(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def test_matches_a_by_hand_sklearn_protocol():
     H_w, H_s, y, p = _task()
     w, s, t = p["weak_idx"], p["strong_idx"], p["test_idx"]
-    res = run_w2s(H_w, H_s, y, head=HeadConfig(beta=0.1, scale="none"), weak_head=HeadConfig(beta=0.3, scale="none"), **p)
+    res = run_w2s(
+        H_w, H_s, y, head=HeadConfig(beta=0.1, scale="none"), weak_head=HeadConfig(beta=0.3, scale="none"), **p
+    )
     f_w = Ridge(alpha=len(w) * 0.3).fit(H_w[w], y[w])
     weak_labels = f_w.predict(H_w[s])
     f_w2s = Ridge(alpha=len(s) * 0.1).fit(H_s[s], weak_labels)
@@ -111,4 +113,6 @@ def test_protocol_measures_only():
     H_w, H_s, y, p = _task(seed=1)
     row = run_w2s(H_w, H_s, y, **p).to_dict()
     assert "M" not in row and "cka" not in row
-    assert row["scale"] == "trace" and row["scale_factor_s"] == pytest.approx(np.sqrt(H_s[p["strong_idx"]].var(axis=0).mean()))
+    assert row["scale"] == "trace" and row["scale_factor_s"] == pytest.approx(
+        np.sqrt(H_s[p["strong_idx"]].var(axis=0).mean())
+    )

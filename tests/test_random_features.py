@@ -306,8 +306,14 @@ def test_with_ridge_equals_a_fresh_operator() -> None:
 
 
 TINY = [
-    "m_student=128", "m_teachers=[8,16]", "repeats=2", "predictor_samples=64", "mc_check_samples=500",
-    "time_grid.points=11", "time_grid.stop=1e4", "report_times=[100,1000]",
+    "m_student=128",
+    "m_teachers=[8,16]",
+    "repeats=2",
+    "predictor_samples=64",
+    "mc_check_samples=500",
+    "time_grid.points=11",
+    "time_grid.stop=1e4",
+    "report_times=[100,1000]",
 ]
 
 

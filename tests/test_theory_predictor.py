@@ -36,8 +36,8 @@ def test_factored_matches_dense_reference(n, d_w, d_s, rule):
     kw = {"k_w": 4, "k_s": 5} if rule == "fixed" else {"tau": 0.8}
     res = predict_w2s(H_w, H_s, beta_w=0.3, beta_s=0.02, y=y, rule=rule, **kw)
     M, M_F, gap = dense_predictor(H_w, H_s, beta_w=0.3, beta_s=0.02, k_w=res.k_w, k_s=res.k_s, y=y)
-    assert res.M == pytest.approx(M, rel=1e-8)
-    assert res.M_F == pytest.approx(M_F, rel=1e-8)
+    assert pytest.approx(M, rel=1e-8) == res.M
+    assert pytest.approx(M_F, rel=1e-8) == res.M_F
     assert res.predgap_hat == pytest.approx(gap, rel=1e-8)
     assert 0.0 <= res.M <= 1.0
 
@@ -64,11 +64,11 @@ def test_per_example_gap_matches_dense():
 
 def test_same_representation_closed_form():
     # P_w = P_s = P: P (I - P) has eigenvalues d (1 - d)
-    H_w, H_s, _ = _pair(80, 10, 30)
+    _H_w, H_s, _ = _pair(80, 10, 30)
     res = predict_w2s(H_s, H_s, beta_w=0.5, beta_s=0.5)
     d = principal_operator(H_s, 0.5).weights
-    assert res.M == pytest.approx(np.max(d * (1 - d)), rel=1e-10)
-    assert res.M_F == pytest.approx(np.sum((d * (1 - d)) ** 2), rel=1e-10)
+    assert pytest.approx(np.max(d * (1 - d)), rel=1e-10) == res.M
+    assert pytest.approx(np.sum((d * (1 - d)) ** 2), rel=1e-10) == res.M_F
 
 
 def test_orthogonal_principal_spaces_closed_form():
@@ -84,8 +84,8 @@ def test_orthogonal_principal_spaces_closed_form():
     y = Q[:, 0] * 5.0
     res = predict_w2s(H_w, H_s, beta_w=beta, beta_s=beta, y=y, rule="fixed", k_w=2, k_s=3)
     assert res.gamma_s == pytest.approx(0.0, abs=1e-12)
-    assert res.M == pytest.approx(d_s.max(), rel=1e-10)
-    assert res.M_F == pytest.approx(np.sum(d_s**2), rel=1e-10)
+    assert pytest.approx(d_s.max(), rel=1e-10) == res.M
+    assert pytest.approx(np.sum(d_s**2), rel=1e-10) == res.M_F
     assert res.predgap_hat == pytest.approx((5.0 * d_s[0]) ** 2 / n, rel=1e-10)
 
 
@@ -93,7 +93,7 @@ def test_constant_representations():
     H_w, H_s, y = _pair(50, 10, 12)
     const = np.ones((50, 10))
     d_s = principal_operator(H_s, 0.1).weights
-    assert predict_w2s(const, H_s, beta_w=0.1, beta_s=0.1).M == pytest.approx(d_s.max())  # P_w = 0
+    assert pytest.approx(d_s.max()) == predict_w2s(const, H_s, beta_w=0.1, beta_s=0.1).M  # P_w = 0
     res = predict_w2s(H_w, const, beta_w=0.1, beta_s=0.1, y=y)  # P_s = 0
     assert res.M == 0.0 and res.M_F == 0.0 and res.predgap_hat == 0.0 and res.k_s == 0
 
@@ -103,12 +103,12 @@ def test_invariances():
     base = predict_w2s(H_w, H_s, beta_w=0.1, beta_s=0.1, y=y)
     R = np.linalg.qr(np.random.default_rng(2).normal(size=(20, 20)))[0]
     rotated = predict_w2s(H_w, H_s @ R + 3.0, beta_w=0.1, beta_s=0.1, y=y + 10.0)
-    assert rotated.M == pytest.approx(base.M, rel=1e-9)
+    assert pytest.approx(base.M, rel=1e-9) == rotated.M
     assert rotated.predgap_hat == pytest.approx(base.predgap_hat, rel=1e-9)
     trace = predict_w2s(H_w, H_s, beta_w=0.1, beta_s=0.1, scale="trace")
     trace_big = predict_w2s(H_w, 50.0 * H_s, beta_w=0.1, beta_s=0.1, scale="trace")
     plain_big = predict_w2s(H_w, 50.0 * H_s, beta_w=0.1, beta_s=0.1)
-    assert trace_big.M == pytest.approx(trace.M, rel=1e-9)
+    assert pytest.approx(trace.M, rel=1e-9) == trace_big.M
     assert abs(plain_big.M - base.M) > 1e-3  # without scaling, beta means something else
 
 
@@ -118,7 +118,7 @@ def test_scale_factor_override_is_the_heads_scaling():
     Z_w = fit_scaling(H_w, "none").transform(H_w) / 3.0
     Z_s = fit_scaling(H_s, "trace").transform(H_s)
     M, _, _ = dense_predictor(Z_w, Z_s, beta_w=0.1, beta_s=0.2, k_w=res.k_w, k_s=res.k_s)
-    assert res.M == pytest.approx(M, rel=1e-8)
+    assert pytest.approx(M, rel=1e-8) == res.M
 
 
 def test_result_to_dict_is_json_and_lists_settings():

@@ -55,7 +55,7 @@ def test_P_is_the_ridge_smoother_on_the_principal_part():
     y = np.random.default_rng(1).normal(size=70) + 3.0
     op = principal_operator(H, 0.07, rule="fixed", k=3)
     Hc = H - H.mean(axis=0)
-    U, s, Vt = np.linalg.svd(Hc, full_matrices=False)
+    _U, s, Vt = np.linalg.svd(Hc, full_matrices=False)
     H_k = Hc @ Vt[:3].T  # the principal part
     gamma = np.sum(s[3:] ** 2) / 70 / 70
     assert op.gamma == pytest.approx(gamma, rel=1e-10)

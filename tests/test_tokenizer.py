@@ -37,7 +37,33 @@ TASK_FILES = {"ESOL": "ESOL.csv.gz", "FreeSolv": "FreeSolv.csv.gz", "Lipop": "Li
         ("F/C=C\\F", ["F", "/", "C", "=", "C", "\\", "F"]),
         ("C#N", ["C", "#", "N"]),
         ("[2H]C([2H])([2H])[2H]", ["[2H]", "C", "(", "[2H]", ")", "(", "[2H]", ")", "[2H]"]),
-        ("c1ccc2c(c1)-c1ccccc1-2", ["c", "1", "c", "c", "c", "2", "c", "(", "c", "1", ")", "-", "c", "1", "c", "c", "c", "c", "c", "1", "-", "2"]),
+        (
+            "c1ccc2c(c1)-c1ccccc1-2",
+            [
+                "c",
+                "1",
+                "c",
+                "c",
+                "c",
+                "2",
+                "c",
+                "(",
+                "c",
+                "1",
+                ")",
+                "-",
+                "c",
+                "1",
+                "c",
+                "c",
+                "c",
+                "c",
+                "c",
+                "1",
+                "-",
+                "2",
+            ],
+        ),
     ],
 )
 def test_regex_splits_atoms_rings_bonds_and_branches(smiles: str, tokens: list[str]) -> None:
@@ -89,7 +115,14 @@ def test_unknown_tokens_map_to_unk_and_are_counted() -> None:
     enc = encode_smiles(tok, ["CCO", "C[Se]CBr", "CC"], max_length=128)
     unk = tok.unk_token_id
     assert enc.n_unk == 2  # [Se] and Br
-    assert enc.ids[1] == [tok.cls_token_id, tok.convert_tokens_to_ids("C"), unk, tok.convert_tokens_to_ids("C"), unk, tok.sep_token_id]
+    assert enc.ids[1] == [
+        tok.cls_token_id,
+        tok.convert_tokens_to_ids("C"),
+        unk,
+        tok.convert_tokens_to_ids("C"),
+        unk,
+        tok.sep_token_id,
+    ]
     assert enc.truncated == []
 
 
@@ -111,5 +144,7 @@ def test_save_and_reload_through_auto_tokenizer(tmp_path) -> None:
     for loaded in (AutoTokenizer.from_pretrained(str(tmp_path)), load_tokenizer(tmp_path)):
         assert loaded.get_vocab() == tok.get_vocab()
         assert loaded(smiles)["input_ids"] == tok(smiles)["input_ids"]
-        assert [loaded.pad_token, loaded.unk_token, loaded.cls_token, loaded.sep_token, loaded.mask_token] == list(SPECIAL_TOKENS)
+        assert [loaded.pad_token, loaded.unk_token, loaded.cls_token, loaded.sep_token, loaded.mask_token] == list(
+            SPECIAL_TOKENS
+        )
         assert loaded.model_max_length == 64

@@ -91,7 +91,9 @@ def bootstrap_correlations(
         for m in measured:
             sub = table[[model_col, p, m]].dropna()
             groups = [g[[p, m]].to_numpy(float) for _, g in sub.groupby(model_col, sort=True)]
-            out.extend(_pair_correlations(groups, p, m, methods, n_boot, confidence, rng, resample == "models_and_seeds"))
+            out.extend(
+                _pair_correlations(groups, p, m, methods, n_boot, confidence, rng, resample == "models_and_seeds")
+            )
     return out
 
 
@@ -125,10 +127,20 @@ def _pair_correlations(
     for m in methods:
         vals = np.asarray(boots[m])
         vals = vals[np.isfinite(vals)]
-        lo, hi = (np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (np.nan, np.nan))
+        lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (np.nan, np.nan)
         result.append(
-            Correlation(predictor, measured, m, point[m], float(lo), float(hi), n_models, n_rows,
-                        n_boot if n_models >= 3 else 0, degenerate)
+            Correlation(
+                predictor,
+                measured,
+                m,
+                point[m],
+                float(lo),
+                float(hi),
+                n_models,
+                n_rows,
+                n_boot if n_models >= 3 else 0,
+                degenerate,
+            )
         )
     return result
 

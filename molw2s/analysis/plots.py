@@ -8,13 +8,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from molw2s.analysis.correlations import correlation  # noqa: E402
-from molw2s.io import atomic_path  # noqa: E402
+from molw2s.analysis.correlations import correlation
+from molw2s.io import atomic_path
 
 LABELS = {
     "M": "M = ||P_s (I - P_w)||_op",

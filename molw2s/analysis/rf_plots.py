@@ -12,11 +12,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from molw2s.theory.random_features import RepeatResult  # noqa: E402
+from molw2s.theory.random_features import RepeatResult
 
 
 def _width_axis(ax: plt.Axes, widths: np.ndarray) -> None:
@@ -44,8 +44,14 @@ def ratio_vs_teacher_width(summary: dict[str, Any]) -> Figure:
     for t, mean, se in zip(summary["report_times"], summary["ratio_report_mean"], summary["ratio_report_se"]):
         ax.errorbar(m, mean, yerr=se, marker="o", ms=4, capsize=2, label=f"t = {t:g}")
     ax.errorbar(
-        m, summary["ratio_best_mean"], yerr=summary["ratio_best_se"], marker="s", color="black",
-        lw=2, capsize=2, label="best t on the grid (oracle)",
+        m,
+        summary["ratio_best_mean"],
+        yerr=summary["ratio_best_se"],
+        marker="s",
+        color="black",
+        lw=2,
+        capsize=2,
+        label="best t on the grid (oracle)",
     )
     ax.axhline(1.0, color="grey", ls=":", lw=1)
     _width_axis(ax, m)

@@ -61,7 +61,7 @@ def info(data_dir: Optional[Path] = _DATA_DIR) -> None:
             str(found) if found else f"[red]missing[/red] (looked for {', '.join(src.filenames)})",
             f"download {src.url}",
         )
-    for name, (descriptor, description) in DEMO_TASKS.items():
+    for name, (_descriptor, description) in DEMO_TASKS.items():
         tasks.add_row(name, description, str(nci5k_path()), "ships with RDKit")
     console.print(tasks)
 
@@ -90,12 +90,14 @@ def fetch(
     from rich.markup import escape
     from rich.table import Table
 
-    from molw2s.data.registry import CORPUS_ALIASES, CORPUS_SOURCES, TASK_SOURCES, resolve_name, task_aliases
     from molw2s.data.fetch import fetch_corpus, fetch_task
+    from molw2s.data.registry import CORPUS_ALIASES, CORPUS_SOURCES, TASK_SOURCES, resolve_name, task_aliases
     from molw2s.errors import MolW2SError
 
     jobs = [(resolve_name(t, list(TASK_SOURCES), task_aliases(), "downloadable task"), fetch_task) for t in task]
-    jobs += [(resolve_name(c, list(CORPUS_SOURCES), CORPUS_ALIASES, "downloadable corpus"), fetch_corpus) for c in corpus]
+    jobs += [
+        (resolve_name(c, list(CORPUS_SOURCES), CORPUS_ALIASES, "downloadable corpus"), fetch_corpus) for c in corpus
+    ]
     if not jobs:
         jobs = [(name, fetch_task) for name in DEFAULT_TASKS]
     table = Table(title="fetch")

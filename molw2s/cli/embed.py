@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
 
 
 def embed(
-    encoder: str = typer.Option(..., "--encoder", "-e", help="bert:PATH (or a model dir), ecfp4-2048, maccs, rdkit2d ..."),
+    encoder: str = typer.Option(
+        ..., "--encoder", "-e", help="bert:PATH (or a model dir), ecfp4-2048, maccs, rdkit2d ..."
+    ),
     task: str = typer.Option(..., "--task", "-t", help="ESOL, FreeSolv, Lipop, or a CSV path."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Directory holding the task files."),
     pooling: str = typer.Option("cls", "--pooling", help="Transformer pooling: cls or mean."),

@@ -45,7 +45,9 @@ def load_cell_settings(path: Path | None, overrides: list[str] | None) -> CellSe
 
 def predict(
     overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
-    weak: Path = typer.Option(..., "--weak", help="Weak representation on D_s: .npy, .npz or file.npz:KEY (n_hat x d_w)."),
+    weak: Path = typer.Option(
+        ..., "--weak", help="Weak representation on D_s: .npy, .npz or file.npz:KEY (n_hat x d_w)."
+    ),
     strong: Path = typer.Option(..., "--strong", help="Strong representation on the same rows (n_hat x d_s)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Gold labels on D_s (n_hat,): adds PredGap_hat."),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
@@ -113,12 +115,16 @@ def w2s(
     if task is not None:
         given = [o for o, v in (("--weak", weak), ("--strong", strong), ("--labels", labels), ("--split", split)) if v]
         if given:
-            raise ConfigError(f"--task takes its representations, labels and split from the task; drop {', '.join(given)}")
+            raise ConfigError(
+                f"--task takes its representations, labels and split from the task; drop {', '.join(given)}"
+            )
         H_w, H_s, y, cell_split = _task_inputs(task, weak_encoder, strong_encoder, data_dir, settings, seed)
     else:
         H_w, H_s, y = _array_inputs(weak, strong, labels, weak_encoder, strong_encoder)
         cell_split = _array_split(len(y), split, settings, seed)
-    row = run_cell(H_w, H_s, y, cell_split, settings, predictor=not no_predictor, progress=settings.w2s.head.solver == "sgd")
+    row = run_cell(
+        H_w, H_s, y, cell_split, settings, predictor=not no_predictor, progress=settings.w2s.head.solver == "sgd"
+    )
     row = {**row, "seed": seed}
     if out is not None:
         write_json_atomic(out, row)
@@ -133,7 +139,9 @@ def _array_inputs(
         raise ConfigError("--weak-encoder/--strong-encoder need --task; with arrays use --weak/--strong")
     if weak is None or strong is None or labels is None:
         missing = [o for o, v in (("--weak", weak), ("--strong", strong), ("--labels", labels)) if v is None]
-        raise ConfigError(f"missing {', '.join(missing)}: give --weak, --strong and --labels arrays, or --task with encoders")
+        raise ConfigError(
+            f"missing {', '.join(missing)}: give --weak, --strong and --labels arrays, or --task with encoders"
+        )
     H_w = _load_matrix(weak, "weak representation")
     H_s = _load_matrix(strong, "strong representation")
     return H_w, H_s, _load_vector(labels, "labels")
@@ -153,7 +161,9 @@ def _array_split(n_rows: int, split_file: Path | None, settings: CellSettings, s
     elif spec.method == "file" and spec.path is not None:
         parts = load_split_file(spec.path, n_rows)
     else:
-        raise ConfigError(f"splits.method={spec.method} needs a task's molecules: use --task, or --split FILE with arrays")
+        raise ConfigError(
+            f"splits.method={spec.method} needs a task's molecules: use --task, or --split FILE with arrays"
+        )
     draw = w2s_split(parts.train, spec.n_weak, spec.n_strong, seed)
     return CellSplit(seed, draw.weak, draw.strong, parts.test)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-import typer
 
+import typer
 
 
 def register(app: typer.Typer) -> None:

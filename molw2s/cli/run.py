@@ -15,8 +15,12 @@ def register(app: typer.Typer) -> None:
 
 def run(
     config: Path = typer.Argument(..., help="Experiment YAML, e.g. configs/quickstart.yaml."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. splits.seeds=[0] w2s.head.beta=0.1"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the task files (overrides data_dir)."),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="key=value overrides, e.g. splits.seeds=[0] w2s.head.beta=0.1"
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Directory with the task files (overrides data_dir)."
+    ),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:

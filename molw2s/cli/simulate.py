@@ -70,8 +70,8 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
 
     from molw2s.analysis import rf_plots
     from molw2s.analysis.plots import save_figure
-    from molw2s.io import content_hash, write_json_atomic
     from molw2s.analysis.random_features import summarize
+    from molw2s.io import content_hash, write_json_atomic
     from molw2s.theory.random_features import RepeatResult, simulate_repeat
 
     run_dir = Path(run_dir)

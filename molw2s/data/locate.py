@@ -13,7 +13,7 @@ from pathlib import Path
 
 from molw2s.data.download import DownloadError
 from molw2s.data.fetch import fetch_corpus, fetch_task
-from molw2s.data.registry import SPLIT_SUBDIR, TASK_SUBDIR, CORPUS_SUBDIR, CorpusSource, TaskSource
+from molw2s.data.registry import CORPUS_SUBDIR, SPLIT_SUBDIR, TASK_SUBDIR, CorpusSource, TaskSource
 from molw2s.errors import DataNotFoundError
 from molw2s.io import DATA_DIR_ENV, cache_dir
 

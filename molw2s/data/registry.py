@@ -147,9 +147,7 @@ def resolve_name(name: str, valid: list[str], aliases: dict[str, str], kind: str
     lookup = _lookup_table(valid, aliases)
     close = difflib.get_close_matches(name.lower(), list(lookup), n=1)
     hint = f" (did you mean {lookup[close[0]]!r}?)" if close else ""
-    raise ConfigError(
-        f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(valid)}, or a path to a file"
-    )
+    raise ConfigError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(valid)}, or a path to a file")
 
 
 def _lookup_table(valid: list[str], aliases: dict[str, str]) -> dict[str, str]:

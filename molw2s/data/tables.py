@@ -45,8 +45,10 @@ def open_text(path: str | Path) -> Iterator[TextIO]:
         raise DataError("file not found", path=path)
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == _GZIP_MAGIC
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+    with (
+        gzip.open(path, "rb") if gzipped else open(path, "rb") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+    ):
         yield text
 
 
@@ -118,4 +120,4 @@ def match_column(name: str, header: Sequence[str], path: str | Path) -> int:
 def is_csv(path: str | Path) -> bool:
     """True for ``.csv`` and ``.csv.gz`` files (else the file is read as ``.smi``-style)."""
     name = Path(path).name.lower()
-    return name.endswith(".csv") or name.endswith(".csv.gz")
+    return name.endswith((".csv", ".csv.gz"))

@@ -14,6 +14,7 @@ import numpy as np
 
 from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
 from molw2s.chem.standardize import StandardizeOptions
+from molw2s.data.corpora import load_corpus
 from molw2s.data.curation import (
     BadLabel,
     BadLabelPolicy,
@@ -22,7 +23,6 @@ from molw2s.data.curation import (
     duplicate_groups,
     parse_labels,
 )
-from molw2s.data.corpora import load_corpus
 from molw2s.data.locate import find_task_file
 from molw2s.data.registry import (
     DEMO_TASKS,
@@ -171,9 +171,7 @@ def _from_file(
     return _resolve_duplicates(task, duplicates)
 
 
-def _demo_task(
-    key: str, standardize: StandardizeOptions | None, strict: bool, duplicates: DuplicatePolicy
-) -> Task:
+def _demo_task(key: str, standardize: StandardizeOptions | None, strict: bool, duplicates: DuplicatePolicy) -> Task:
     from rdkit import Chem
     from rdkit.Chem import Descriptors
 

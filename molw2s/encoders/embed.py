@@ -77,7 +77,9 @@ class TransformerEncoder:
 
     def identity(self) -> dict[str, Any]:
         """Digests of the weights, config and tokenizer, plus pooling and layer."""
-        files = {n: file_digest(self.path / n, "sha256") for n in ("model.safetensors", "config.json", "tokenizer.json")}
+        files = {
+            n: file_digest(self.path / n, "sha256") for n in ("model.safetensors", "config.json", "tokenizer.json")
+        }
         return {"kind": "bert", "files": files, "pooling": self.pooling, "layer": self.layer}
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -95,7 +97,9 @@ class TransformerEncoder:
         encoder = model.bert.to(device).eval()
         n_states = model.config.num_hidden_layers + 1
         if not -n_states <= self.layer < n_states:
-            raise ConfigError(f"layer {self.layer} out of range for a {n_states - 1}-layer model (0 = embeddings, -1 = last)")
+            raise ConfigError(
+                f"layer {self.layer} out of range for a {n_states - 1}-layer model (0 = embeddings, -1 = last)"
+            )
         encoded = encode_smiles(tokenizer, smiles, max_length=model.config.max_position_embeddings)
         self.last_counts = {"unk_tokens": encoded.n_unk, "truncated": len(encoded.truncated)}
         if encoded.truncated:
@@ -114,7 +118,9 @@ class TransformerEncoder:
                 rows = order[start : start + self.batch_size]
                 ids, attention = pad_batch([encoded.ids[i] for i in rows], tokenizer.pad_token_id)
                 ids, attention = ids.to(device), attention.to(device)
-                hidden = encoder(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[self.layer]
+                hidden = encoder(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[
+                    self.layer
+                ]
                 out[rows] = pool(hidden, attention, self.pooling).float().cpu().numpy()
         return out
 
@@ -148,7 +154,9 @@ def parse_encoder_spec(
         return _ecfp(spec, int(diameter), int(nbits or 2048), bool(counts))
     if lower.startswith("ecfp:"):
         opts = _keywords(spec, lower[5:], {"radius", "nbits", "counts"})
-        return ECFPEncoder(int(opts.get("radius", 2)), int(opts.get("nbits", 2048)), opts.get("counts", "false") == "true")
+        return ECFPEncoder(
+            int(opts.get("radius", 2)), int(opts.get("nbits", 2048)), opts.get("counts", "false") == "true"
+        )
     if lower == "maccs":
         return MACCSEncoder()
     if lower in ("rdkit2d", "rdkit_desc", "rdkit2d-raw"):
@@ -213,7 +221,9 @@ def embed_task(
     return compute_task_embedding(encoder, loaded, cache=cache, progress=progress).values
 
 
-def compute_task_embedding(encoder: Encoder, task: Task, *, cache: bool = True, progress: bool = False) -> TaskEmbedding:
+def compute_task_embedding(
+    encoder: Encoder, task: Task, *, cache: bool = True, progress: bool = False
+) -> TaskEmbedding:
     """Embed every molecule of ``task``, reading and writing ``cache_dir()/embeddings``.
 
     The cache key hashes the encoder's identity (for checkpoints: digests of weights,

@@ -49,7 +49,13 @@ class ECFPEncoder:
         """What the output depends on (for cache keys)."""
         from rdkit import rdBase
 
-        return {"kind": "ecfp", "radius": self.radius, "nbits": self.nbits, "counts": self.counts, "rdkit": rdBase.rdkitVersion}
+        return {
+            "kind": "ecfp",
+            "radius": self.radius,
+            "nbits": self.nbits,
+            "counts": self.counts,
+            "rdkit": rdBase.rdkitVersion,
+        }
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, nbits) float32 array of bits (or counts)."""

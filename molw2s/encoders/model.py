@@ -4,7 +4,8 @@
 and the PhysChem head's descriptor statistics (``physchem``), registered with
 ``AutoConfig``, ``AutoModelForPreTraining`` (the whole model) and ``AutoModel`` (the bare
 encoder, :class:`MolBertModel`): ``save_pretrained`` / ``from_pretrained`` round-trip
-everything, and ``transformers.BertModel.from_pretrained(dir)`` also loads the encoder. The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit
+everything, and ``transformers.BertModel.from_pretrained(dir)`` also loads the encoder.
+The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit
 descriptors from the pooled [CLS] output. The MLM decoder is not tied to the input
 embeddings (the vocabulary has ~100 tokens, so tying saves nothing, and untied weights
 load the same way under transformers 4.x and 5.x).

@@ -145,9 +145,7 @@ class EncodedBatch:
     truncated: list[int]  # positions in the batch whose SMILES exceeded max_length
 
 
-def encode_smiles(
-    tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str], *, max_length: int
-) -> EncodedBatch:
+def encode_smiles(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str], *, max_length: int) -> EncodedBatch:
     """Encode ``smiles`` with special tokens, truncating to ``max_length`` ids.
 
     A truncated sequence keeps its first ``max_length - 1`` ids and ends with ``[SEP]``.

@@ -127,11 +127,23 @@ def run_cell(
     for i, rule in enumerate([settings.predictor.primary, *settings.predictor.sensitivity]):
         shared = {"rule": rule, "scale": result.scale}
         op_w = operators.get(
-            names[0], H_w, split.strong, split.seed, beta=result.beta_w, k=rule.k_w, factor=result.scale_factor_w,
+            names[0],
+            H_w,
+            split.strong,
+            split.seed,
+            beta=result.beta_w,
+            k=rule.k_w,
+            factor=result.scale_factor_w,
             **shared,
         )
         op_s = operators.get(
-            names[1], H_s, split.strong, split.seed, beta=result.beta, k=rule.k_s, factor=result.scale_factor_s,
+            names[1],
+            H_s,
+            split.strong,
+            split.seed,
+            beta=result.beta,
+            k=rule.k_s,
+            factor=result.scale_factor_s,
             **shared,
         )
         values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()

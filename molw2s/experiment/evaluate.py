@@ -35,8 +35,16 @@ def sensitivity_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     out = []
     for r in rows:
         for label, values in r["sensitivity"].items():
-            out.append({"task": r["task"], "seed": r["seed"], "weak": r["weak"], "rule": label, **values,
-                        **{m: r[m] for m in MEASURED}})
+            out.append(
+                {
+                    "task": r["task"],
+                    "seed": r["seed"],
+                    "weak": r["weak"],
+                    "rule": label,
+                    **values,
+                    **{m: r[m] for m in MEASURED},
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -52,10 +60,15 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
     """Spearman rho of M (and of PredGap_hat) with Err_w2s under each k rule."""
     records = []
     for label, part in sens.groupby("rule", sort=False):
-        corr = bootstrap_correlations(part, ["M", "predgap_hat"], ["err_w2s"], methods=["spearman"],
-                                      **_bootstrap_args(settings))
-        rec: dict[str, Any] = {"rule": label, "mean k_w": part["k_w"].mean(), "mean k_s": part["k_s"].mean(),
-                               "M range": f"{part['M'].min():.3f}-{part['M'].max():.3f}"}
+        corr = bootstrap_correlations(
+            part, ["M", "predgap_hat"], ["err_w2s"], methods=["spearman"], **_bootstrap_args(settings)
+        )
+        rec: dict[str, Any] = {
+            "rule": label,
+            "mean k_w": part["k_w"].mean(),
+            "mean k_s": part["k_s"].mean(),
+            "M range": f"{part['M'].min():.3f}-{part['M'].max():.3f}",
+        }
         for c in corr:
             rec[f"rho({c.predictor}, Err_w2s)"] = c.value
             rec[f"CI {c.predictor}"] = f"[{c.ci_low:.2f}, {c.ci_high:.2f}]"
@@ -65,6 +78,7 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
 
 def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
     """A plain-language reading of one task's headline numbers against the paper's claim."""
+
     def pick(pred: str, meas: str) -> pd.Series:
         sel = corr[(corr.predictor == pred) & (corr.measured == meas) & (corr.method == "spearman")]
         return sel.iloc[0]
@@ -73,8 +87,8 @@ def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
     holds = m_err.value >= STRONG_RHO and m_err.ci_low > 0
     verdict = (
         "consistent with the paper's claim (strongly positive, interval above zero)"
-        if holds else
-        "not the strongly positive correlation the paper reports"
+        if holds
+        else "not the strongly positive correlation the paper reports"
     )
     text = (
         f"On {task}, across {int(m_err.n_models)} weak models, M's Spearman correlation with Err_w2s is "
@@ -106,8 +120,11 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
     results: dict[str, Any] = {"name": config.name, "config": config.model_dump(mode="json"), "tasks": {}}
     all_corr = []
     for task, part in cells.groupby("task", sort=False):
-        corr = correlations_frame(bootstrap_correlations(
-            part, [p for p in PREDICTORS if part[p].notna().any()], list(MEASURED), **_bootstrap_args(ev)))
+        corr = correlations_frame(
+            bootstrap_correlations(
+                part, [p for p in PREDICTORS if part[p].notna().any()], list(MEASURED), **_bootstrap_args(ev)
+            )
+        )
         corr.insert(0, "task", task)
         all_corr.append(corr)
         summary = model_summary(part)
@@ -122,7 +139,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         paths = {name: save_figure(fig, fig_dir / f"{task}_{name}")[0] for name, fig in figures.items()}
         _task_section(doc, task, part, summary, corr, sensitivity, check_rho, paths, out_dir)
         results["tasks"][task] = {
-            "n_cells": int(len(part)),
+            "n_cells": len(part),
             "weak_models": summary.to_dict(orient="records"),
             "correlations": corr.to_dict(orient="records"),
             "rule_sensitivity": sensitivity.to_dict(orient="records"),
@@ -139,15 +156,20 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
 
 
 def _bootstrap_args(settings: EvaluationSettings) -> dict[str, Any]:
-    return {"n_boot": settings.n_boot, "confidence": settings.confidence, "seed": settings.seed,
-            "resample": settings.resample}
+    return {
+        "n_boot": settings.n_boot,
+        "confidence": settings.confidence,
+        "seed": settings.seed,
+        "resample": settings.resample,
+    }
 
 
 def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     head = config.w2s.head
     return (
         f"Strong model: {config.strong}. Weak models ({len(config.weak)}): {', '.join(config.weak)}. "
-        f"Tasks: {', '.join(t.name for t in config.tasks)}. Splits: {config.splits.method}, seeds {config.splits.seeds}. "
+        f"Tasks: {', '.join(t.name for t in config.tasks)}. "
+        f"Splits: {config.splits.method}, seeds {config.splits.seeds}. "
         f"D_w = {config.splits.n_weak}, D_s = {config.splits.n_strong} of the training part. "
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "
         f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
@@ -158,8 +180,15 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
 
 
 def _task_section(
-    doc: Document, task: str, part: pd.DataFrame, summary: pd.DataFrame, corr: pd.DataFrame,
-    sensitivity: pd.DataFrame, check_rho: float, paths: dict[str, Path], out_dir: Path,
+    doc: Document,
+    task: str,
+    part: pd.DataFrame,
+    summary: pd.DataFrame,
+    corr: pd.DataFrame,
+    sensitivity: pd.DataFrame,
+    check_rho: float,
+    paths: dict[str, Path],
+    out_dir: Path,
 ) -> None:
     doc.heading(f"Task {task}")
     doc.paragraph(interpret(task, corr, check_rho))
@@ -170,8 +199,10 @@ def _task_section(
     sp["rho [CI]"] = [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
     doc.table(sp.pivot(index="predictor", columns="measured", values="rho [CI]").reset_index())
     doc.paragraph("Kendall and Pearson correlations with their intervals are in correlations.csv and results.json.")
-    doc.image(str(paths["m_vs_err_w2s"].relative_to(out_dir)),
-              f"{task}: M against Err_w2s per weak model (seed means; bars: one std over seeds, whose test sets differ)")
+    doc.image(
+        str(paths["m_vs_err_w2s"].relative_to(out_dir)),
+        f"{task}: M against Err_w2s per weak model (seed means; bars: one std over seeds, whose test sets differ)",
+    )
     doc.image(str(paths["m_vs_predgap"].relative_to(out_dir)), f"{task}: M against measured PredGap")
     doc.heading("Dependence on the rule for k", 3)
     doc.table(sensitivity)

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 from molw2s.errors import ConfigError
+from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
-from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.sweep import sweep_task
 from molw2s.io import write_text_atomic
 
@@ -61,8 +61,9 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
 
     family = load_family_config(config.family)
     used = {m.name for m in family.members for n in [config.strong, *config.weak] if n.split("@")[0] == m.name}
-    result = pretrain_family(family, family_run_dir(config), members=sorted(used), data_dir=config.corpus_dir,
-                             progress=progress)
+    result = pretrain_family(
+        family, family_run_dir(config), members=sorted(used), data_dir=config.corpus_dir, progress=progress
+    )
     for row in result.rows:
         log.info("%s (%s): %s", row.name, row.status, row.metrics)
 
@@ -83,8 +84,14 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
         task = load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict)
         data_report.append(task.report())
         reps = {
-            name: embed_task(spec, task, pooling=config.embedding.pooling, layer=config.embedding.layer,
-                             batch_size=config.embedding.batch_size, progress=progress)
+            name: embed_task(
+                spec,
+                task,
+                pooling=config.embedding.pooling,
+                layer=config.embedding.layer,
+                batch_size=config.embedding.batch_size,
+                progress=progress,
+            )
             for name, spec in specs.items()
         }
         splits = task_cell_splits(task, config, config.data_dir)

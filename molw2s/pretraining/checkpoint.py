@@ -2,9 +2,9 @@
 
 A checkpoint is a verified directory (:func:`molw2s.io.write_verified_dir`): written under
 a temporary name and renamed into place, its ``MANIFEST.json`` (sha256 and size of every
-file) written last. A directory whose manifest is missing or does not match its files is partial or corrupt: it is reported
-and skipped, and training resumes from the previous one. Tensors go to safetensors,
-everything else to JSON; nothing is pickled, nothing is ``torch.load``-ed.
+file) written last. A directory whose manifest is missing or does not match its files
+is partial or corrupt: it is reported and skipped, and training resumes from the previous
+one. Tensors go to safetensors, everything else to JSON; nothing is pickled, nothing is ``torch.load``-ed.
 """
 
 from __future__ import annotations

@@ -82,7 +82,9 @@ class MemberConfig(StrictModel):
     def _snapshots_inside_run(self) -> MemberConfig:
         bad = [s for s in self.snapshots if not 0 < s < self.steps]
         if bad:
-            raise ValueError(f"member {self.name!r}: snapshots {bad} must lie strictly between 0 and steps={self.steps}")
+            raise ValueError(
+                f"member {self.name!r}: snapshots {bad} must lie strictly between 0 and steps={self.steps}"
+            )
         return self
 
 

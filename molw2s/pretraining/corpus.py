@@ -219,7 +219,9 @@ def _physchem_targets(
     train_smiles: list[str], val_smiles: list[str], config: PretrainingDataConfig, report: DataReport, progress: bool
 ) -> tuple[PhysChemStats, np.ndarray, np.ndarray]:
     """Normalised descriptors (stats fitted on the training split)."""
-    values, names, repaired = cached_descriptors(train_smiles + val_smiles, n_jobs=config.descriptor_jobs, progress=progress)
+    values, names, repaired = cached_descriptors(
+        train_smiles + val_smiles, n_jobs=config.descriptor_jobs, progress=progress
+    )
     n_train = len(train_smiles)
     stats = fit_physchem_stats(values[:n_train], names, clip=config.physchem_clip)
     report.descriptors_kept = len(stats.names)
@@ -244,7 +246,9 @@ def cached_descriptors(
     jobs = n_jobs or min(4, os.cpu_count() or 1)
     table = compute_descriptors(smiles, progress=progress, n_jobs=jobs)
     if table.failed_rows:  # the corpus loader already dropped unparsable SMILES
-        raise DataError(f"descriptors failed for {len(table.failed_rows)} molecules, e.g. {smiles[table.failed_rows[0]]!r}")
+        raise DataError(
+            f"descriptors failed for {len(table.failed_rows)} molecules, e.g. {smiles[table.failed_rows[0]]!r}"
+        )
     save_npy_atomic(path, table.values)
     write_json_atomic(info, {"n_nonfinite": table.n_nonfinite, "names": names})
     return table.values, names, table.n_nonfinite

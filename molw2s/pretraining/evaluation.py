@@ -43,7 +43,11 @@ def evaluate(
             preds.append(out.physchem_pred.float().cpu().numpy())
             targets.append(data.val.physchem[rows])
     model.train(was_training)
-    metrics = {"mlm_accuracy": n_correct / max(n_masked, 1), "mlm_loss": loss_sum / max(n_masked, 1), "n_masked": n_masked}
+    metrics = {
+        "mlm_accuracy": n_correct / max(n_masked, 1),
+        "mlm_loss": loss_sum / max(n_masked, 1),
+        "n_masked": n_masked,
+    }
     if preds:
         metrics["physchem_r2"] = pooled_r2(np.concatenate(preds), np.concatenate(targets))
     return metrics

@@ -93,7 +93,9 @@ def make_batch(data: PretrainingData, rows: np.ndarray, *, seed: int, pad_multip
         from molw2s.chem.randomize import randomized_smiles
 
         rng = np.random.default_rng(seed)
-        encoded = encode_smiles(tok, [randomized_smiles(data.train.smiles[i], rng) for i in rows], max_length=cfg.max_length)
+        encoded = encode_smiles(
+            tok, [randomized_smiles(data.train.smiles[i], rng) for i in rows], max_length=cfg.max_length
+        )
         ids, n_unk, n_overlong = encoded.ids, encoded.n_unk, len(encoded.truncated)
         if cfg.overlong == "exclude":  # fall back to the canonical form, which fits
             for pos in encoded.truncated:
@@ -174,13 +176,17 @@ class MemberTrainer:
         self.on_step = on_step
         self.dist = dist or init_distributed(train.device)
         if train.batch_size % self.dist.world_size:
-            raise ConfigError(f"train.batch_size={train.batch_size} must be divisible by the {self.dist.world_size} ranks")
+            raise ConfigError(
+                f"train.batch_size={train.batch_size} must be divisible by the {self.dist.world_size} ranks"
+            )
         self.per_rank_batch = train.batch_size // self.dist.world_size
         if train.num_threads:
             torch.set_num_threads(train.num_threads)
         device = self.dist.device
         self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and train.bf16 else contextlib.nullcontext()
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if device.type == "cuda" and train.bf16
+            else contextlib.nullcontext()
         )
         self.model = build_model(member, data, train.seed).to(device)
         self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
@@ -236,7 +242,9 @@ class MemberTrainer:
         )
         if state["world_size"] != self.dist.world_size:
             log.warning(
-                "resuming with %d ranks instead of %d: the data order changes", self.dist.world_size, state["world_size"]
+                "resuming with %d ranks instead of %d: the data order changes",
+                self.dist.world_size,
+                state["world_size"],
             )
         self.step = int(meta["step"])
         self.history = state["history"]
@@ -277,9 +285,11 @@ class MemberTrainer:
     def _evaluate(self, train_loss: float) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         if self.dist.is_main:
-            metrics = {"step": self.step, "train_loss": train_loss, **evaluate(
-                self.model, self.data, batch_size=self.cfg.eval_batch_size, autocast=self.autocast
-            )}
+            metrics = {
+                "step": self.step,
+                "train_loss": train_loss,
+                **evaluate(self.model, self.data, batch_size=self.cfg.eval_batch_size, autocast=self.autocast),
+            }
             self.history.append(metrics)
             write_json_atomic(self.dir / "metrics.json", self.history)
         self.dist.barrier()
@@ -290,7 +300,9 @@ class MemberTrainer:
         """One optimisation step on the next batch; returns the (detached) loss."""
         rows = self.rows_for(self.step)
         pad_multiple = 8 if self.dist.device.type == "cuda" else 1  # tensor-core friendly shapes
-        batch = make_batch(self.data, rows, seed=step_seed(self.cfg.seed, self.step, self.dist.rank), pad_multiple=pad_multiple)
+        batch = make_batch(
+            self.data, rows, seed=step_seed(self.cfg.seed, self.step, self.dist.rank), pad_multiple=pad_multiple
+        )
         self.counters["tokens"] += int(batch.attention_mask.sum()) * self.dist.world_size
         self.counters["unk_tokens"] += batch.n_unk
         self.counters["overlong"] += batch.n_overlong

@@ -120,7 +120,8 @@ def predict_w2s(
     n_hat = same_rows(weak_representation=H_w, strong_representation=H_s)
     if y is not None:
         y = as_vector(y, "labels", n_rows=n_hat)
-    config = build_model(PredictorConfig, dict(rule=rule, tau=tau, k_w=k_w, k_s=k_s, c=c), source="predict_w2s")
+    settings = {"rule": rule, "tau": tau, "k_w": k_w, "k_s": k_s, "c": c}
+    config = build_model(PredictorConfig, settings, source="predict_w2s")
     shared = {"rule": config.rule, "tau": config.tau, "c": config.c, "scale": scale}
     op_w = principal_operator(H_w, beta_w, k=k_w, factor=factor_w, **shared)
     op_s = principal_operator(H_s, beta_s, k=k_s, factor=factor_s, **shared)

@@ -224,8 +224,7 @@ class RandomFeaturesConfig(StrictModel):
         bad = [t for t in times if t <= 0]
         if bad:
             raise ValueError(
-                f"gradient-flow times must be > 0 (t < 0 is undefined, t = 0 is the untrained "
-                f"student f = 0), got {bad}"
+                f"gradient-flow times must be > 0 (t < 0 is undefined, t = 0 is the untrained student f = 0), got {bad}"
             )
         return sorted(times)
 
