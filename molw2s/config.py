@@ -96,7 +96,7 @@ def format_validation_error(model_cls: type[BaseModel], exc: ValidationError, so
     return "\n".join(lines)
 
 
-def _valid_keys(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+def _valid_keys(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """The field names of the (nested) model at ``loc``; [] when it cannot be resolved."""
     cls: Any = model_cls
     for part in loc:

@@ -63,7 +63,8 @@ def save_npy_atomic(target: str | Path, array: np.ndarray) -> None:
 
 def load_npy(path: str | Path) -> np.ndarray:
     """Load a ``.npy`` array without ever unpickling."""
-    return np.load(path, allow_pickle=False)
+    array: np.ndarray = np.load(path, allow_pickle=False)
+    return array
 
 
 def write_verified_dir(target: str | Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
@@ -115,7 +116,8 @@ def verify_dir(directory: str | Path) -> str | None:
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of a verified directory (call :func:`verify_dir` first)."""
-    return json.loads((Path(directory) / MANIFEST).read_text())
+    manifest: dict[str, Any] = json.loads((Path(directory) / MANIFEST).read_text())
+    return manifest
 
 
 def content_hash(*parts: Any, length: int = 16) -> str:

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 import pandas as pd
+
+#: one block of a document: its kind and its payload
+Block: TypeAlias = (
+    tuple[Literal["heading"], tuple[int, str]]
+    | tuple[Literal["paragraph"], str]
+    | tuple[Literal["table"], tuple[pd.DataFrame, str]]
+    | tuple[Literal["image"], tuple[str, str]]
+)
 
 
 @dataclass
@@ -14,7 +23,7 @@ class Document:
     """An ordered list of blocks: headings, paragraphs, tables and images."""
 
     title: str
-    blocks: list[tuple[str, object]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
     def heading(self, text: str, level: int = 2) -> None:
         """Add a section heading (level 2 or deeper; level 1 is the title)."""

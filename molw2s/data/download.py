@@ -38,7 +38,7 @@ def download(
     target: str | Path,
     *,
     md5: str | None = None,
-    verify: Callable[[Path], None] | None = None,
+    verify: Callable[[Path], object] | None = None,
     retries: int = 3,
     backoff: float = 1.0,
     timeout: float = 60.0,

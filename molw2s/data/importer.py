@@ -59,6 +59,7 @@ def _import_one(path: Path, directory: Path) -> ImportResult:
             verify_corpus_file(corpus, path)
             detail, subdir = ("md5 ok" if corpus.md5 else "readable"), CORPUS_SUBDIR
         else:
+            assert split_of is not None  # the early return above covers task, corpus and split all None
             split = load_split_file(path, _task_rows(TASK_SOURCES[split_of], directory))
             detail, subdir = _sizes(split.sizes()), f"{TASK_SUBDIR}/{SPLIT_SUBDIR}"
     except DataError as exc:

@@ -68,7 +68,7 @@ def check_fractions(frac: Sequence[float]) -> Fractions:
     values = tuple(float(f) for f in frac)
     if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
         raise ConfigError(f"split fractions must be three non-negative numbers summing to 1, got {list(frac)}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def random_split(n: int, frac: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
@@ -86,7 +86,8 @@ def murcko_scaffold(smiles: str) -> str:
     mol, reason = mol_from_smiles(smiles)
     if mol is None:
         raise DataError(f"cannot compute the scaffold of {smiles!r}: {reason}")
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+    scaffold: str = MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)  # type: ignore[no-untyped-call]
+    return scaffold
 
 
 def scaffold_split(smiles: Sequence[str], frac: Sequence[float] = (0.8, 0.1, 0.1), seed: int | None = None) -> Split:
@@ -201,7 +202,7 @@ def resolve_size(size: int | float, available: int, what: str) -> int:
     return count
 
 
-def w2s_split(train_idx: Sequence[int], n_weak: int | float, n_strong: int | float, seed: int = 0) -> W2SSplit:
+def w2s_split(train_idx: Sequence[int] | np.ndarray, n_weak: int | float, n_strong: int | float, seed: int = 0) -> W2SSplit:
     """Two disjoint random subsets of ``train_idx``: D_w (``n_weak``) and D_s (``n_strong``).
 
     Sizes are counts or fractions of the training part. One seeded permutation is drawn;
@@ -217,5 +218,7 @@ def w2s_split(train_idx: Sequence[int], n_weak: int | float, n_strong: int | flo
     return W2SSplit(weak=np.sort(train[order[:nw]]), strong=np.sort(train[order[len(train) - ns :]]))
 
 
-def _split_from_lists(train: Sequence[int], valid: Sequence[int], test: Sequence[int]) -> Split:
+def _split_from_lists(
+    train: Sequence[int] | np.ndarray, valid: Sequence[int] | np.ndarray, test: Sequence[int] | np.ndarray
+) -> Split:
     return Split(*(np.sort(np.asarray(part, dtype=np.int64)) for part in (train, valid, test)))

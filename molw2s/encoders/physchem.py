@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +25,12 @@ class PhysChemStats:
     std: list[float]
     clip: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in the model config)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PhysChemStats:
+    def from_dict(cls, data: dict[str, Any]) -> PhysChemStats:
         """Inverse of :meth:`to_dict`."""
         return cls(names=list(data["names"]), mean=list(data["mean"]), std=list(data["std"]), clip=float(data["clip"]))
 
@@ -55,8 +56,9 @@ def normalize_physchem(values: np.ndarray, names: Sequence[str], stats: PhysChem
     if missing:
         raise ValueError(f"descriptors missing from the table: {missing[:5]}")
     raw = _finite_2d(values, len(names))[:, [col[n] for n in stats.names]]
-    z = (raw - np.asarray(stats.mean)) / np.asarray(stats.std)
-    return np.clip(z, -stats.clip, stats.clip).astype(np.float32)
+    z: np.ndarray = (raw - np.asarray(stats.mean)) / np.asarray(stats.std)
+    out: np.ndarray = np.clip(z, -stats.clip, stats.clip).astype(np.float32)
+    return out
 
 
 def _finite_2d(values: np.ndarray, n_columns: int) -> np.ndarray:

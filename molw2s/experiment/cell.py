@@ -125,7 +125,6 @@ def run_cell(
     labels = np.asarray(y, dtype=np.float64)[split.strong]
     sensitivity = {}
     for i, rule in enumerate([settings.predictor.primary, *settings.predictor.sensitivity]):
-        shared = {"rule": rule, "scale": result.scale}
         op_w = operators.get(
             names[0],
             H_w,
@@ -134,7 +133,8 @@ def run_cell(
             beta=result.beta_w,
             k=rule.k_w,
             factor=result.scale_factor_w,
-            **shared,
+            rule=rule,
+            scale=result.scale,
         )
         op_s = operators.get(
             names[1],
@@ -144,7 +144,8 @@ def run_cell(
             beta=result.beta,
             k=rule.k_s,
             factor=result.scale_factor_s,
-            **shared,
+            rule=rule,
+            scale=result.scale,
         )
         values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()
         if i == 0:

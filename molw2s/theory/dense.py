@@ -19,7 +19,8 @@ def dense_operator(H: np.ndarray, beta: float, k: int) -> np.ndarray:
     H_k = U[:, :k] * s[:k]
     K_P = H_k @ H_k.T / n
     gamma = (np.sum(Hc**2) / n - np.sum(s[:k] ** 2) / n) / n
-    return K_P @ np.linalg.inv(K_P + (beta + gamma) * np.eye(n))
+    P: np.ndarray = K_P @ np.linalg.inv(K_P + (beta + gamma) * np.eye(n))
+    return P
 
 
 def dense_predictor(

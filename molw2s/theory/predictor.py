@@ -72,7 +72,8 @@ def gap_matrix(op_w: PrincipalOperator, op_s: PrincipalOperator) -> np.ndarray:
     dw, ds = op_w.weights, op_s.weights
     inner = np.eye(op_s.k) - (C * (2.0 * dw - dw**2)) @ C.T
     A = ds[:, None] * inner * ds[None, :]
-    return (A + A.T) / 2.0
+    sym: np.ndarray = (A + A.T) / 2.0
+    return sym
 
 
 def operator_norms(op_w: PrincipalOperator, op_s: PrincipalOperator) -> tuple[float, float]:
@@ -122,9 +123,12 @@ def predict_w2s(
         y = as_vector(y, "labels", n_rows=n_hat)
     settings = {"rule": rule, "tau": tau, "k_w": k_w, "k_s": k_s, "c": c}
     config = build_model(PredictorConfig, settings, source="predict_w2s")
-    shared = {"rule": config.rule, "tau": config.tau, "c": config.c, "scale": scale}
-    op_w = principal_operator(H_w, beta_w, k=k_w, factor=factor_w, **shared)
-    op_s = principal_operator(H_s, beta_s, k=k_s, factor=factor_s, **shared)
+    op_w = principal_operator(
+        H_w, beta_w, k=k_w, factor=factor_w, rule=config.rule, tau=config.tau, c=config.c, scale=scale
+    )
+    op_s = principal_operator(
+        H_s, beta_s, k=k_s, factor=factor_s, rule=config.rule, tau=config.tau, c=config.c, scale=scale
+    )
     return predict_from_operators(op_w, op_s, y, config=config, scale=scale)
 
 

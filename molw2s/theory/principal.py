@@ -53,16 +53,18 @@ class PrincipalOperator:
     @property
     def n(self) -> int:
         """The number of points (n_hat)."""
-        return self.U.shape[0]
+        return int(self.U.shape[0])
 
     def apply(self, v: np.ndarray) -> np.ndarray:
         """P @ v for a vector or a matrix of columns, in O(n_hat * k) per column."""
         cols = np.asarray(v, dtype=np.float64).reshape(self.n, -1)
-        return (self.U @ (self.weights[:, None] * (self.U.T @ cols))).reshape(np.shape(v))
+        out: np.ndarray = (self.U @ (self.weights[:, None] * (self.U.T @ cols))).reshape(np.shape(v))
+        return out
 
     def dense(self) -> np.ndarray:
         """P as an n_hat x n_hat matrix (for tests and small problems only)."""
-        return (self.U * self.weights) @ self.U.T
+        P: np.ndarray = (self.U * self.weights) @ self.U.T
+        return P
 
 
 def check_rule(rule: str, tau: float, c: float) -> Rule:
@@ -123,7 +125,8 @@ def left_singular_vectors(Hc: np.ndarray, eigenvalues: np.ndarray, vecs: np.ndar
     n, d = Hc.shape
     if d > n:
         return np.ascontiguousarray(vecs[:, :k])
-    return (Hc @ vecs[:, :k]) / np.sqrt(n * eigenvalues[:k])
+    U: np.ndarray = (Hc @ vecs[:, :k]) / np.sqrt(n * eigenvalues[:k])
+    return U
 
 
 def numerical_rank(eigenvalues: np.ndarray, shape: tuple[int, int]) -> int:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import scipy.linalg
@@ -51,6 +51,17 @@ _GRAM_BLOCK = 2048
 _SAMPLE_BLOCK = 2048
 
 
+
+class _TeacherRow(TypedDict):
+    """One teacher's results inside :func:`simulate_repeat`."""
+
+    teacher_loss: float
+    curve: np.ndarray
+    report: np.ndarray
+    best_time: float
+    best_weights: np.ndarray
+
+
 # --------------------------------------------------------------------------- features
 
 
@@ -59,19 +70,22 @@ def sample_sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     if d < 2:
         raise ValueError(f"the sphere S^(d-1) needs d >= 2, got d={d}")
     g = rng.standard_normal((n, d))
-    return g / np.linalg.norm(g, axis=1, keepdims=True)
+    points: np.ndarray = g / np.linalg.norm(g, axis=1, keepdims=True)
+    return points
 
 
 def relu_features(X: np.ndarray, U: np.ndarray) -> np.ndarray:
     """phi(X) = sqrt(d / M) relu(X U^T), shape (n, M), for inputs X (n, d) and weights U (M, d)."""
     M, d = U.shape
-    return np.sqrt(d / M) * np.maximum(X @ U.T, 0.0)
+    phi: np.ndarray = np.sqrt(d / M) * np.maximum(X @ U.T, 0.0)
+    return phi
 
 
 def arccos_kernel(r: np.ndarray) -> np.ndarray:
     """kappa(r) = E relu(z) relu(z') for standard normals with correlation r; kappa(1) = 1/2."""
     r = np.clip(r, -1.0, 1.0)
-    return (np.sqrt(1.0 - r * r) + (np.pi - np.arccos(r)) * r) / (2.0 * np.pi)
+    kappa: np.ndarray = (np.sqrt(1.0 - r * r) + (np.pi - np.arccos(r)) * r) / (2.0 * np.pi)
+    return kappa
 
 
 def feature_gram(U1: np.ndarray, U2: np.ndarray) -> np.ndarray:
@@ -93,7 +107,8 @@ def target_moment(U: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """Exact E_x phi(x) f*(x) for the linear target f*(x) = <beta, x> (||beta|| = 1)."""
     _check_unit_rows(U, "U")
     M, d = U.shape
-    return (U @ beta) / (2.0 * np.sqrt(d * M))
+    moment: np.ndarray = (U @ beta) / (2.0 * np.sqrt(d * M))
+    return moment
 
 
 def _check_unit_rows(U: np.ndarray, name: str) -> None:
@@ -112,7 +127,8 @@ def least_squares(gram: np.ndarray, moment: np.ndarray, ridge: float = 0.0) -> n
     inv = np.zeros_like(mu)
     keep = mu + ridge > np.finfo(float).eps * max(mu.max(), 0.0) * len(mu)
     inv[keep] = 1.0 / (mu[keep] + ridge)
-    return V @ (inv * (V.T @ moment))
+    a: np.ndarray = V @ (inv * (V.T @ moment))
+    return a
 
 
 def quadratic_loss(a: np.ndarray, gram: np.ndarray, moment: np.ndarray, target_sq: float) -> float:
@@ -141,7 +157,8 @@ def flow_filter(mu: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 def gradient_flow_weights(mu: np.ndarray, V: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     """a(t) = V diag(g_t(mu)) V^T b: gradient flow on E(phi^T a - y)^2 from a(0) = 0 (b = E phi y)."""
-    return V @ (flow_filter(mu, np.array([t]))[0] * (V.T @ b))
+    a: np.ndarray = V @ (flow_filter(mu, np.array([t]))[0] * (V.T @ b))
+    return a
 
 
 def flow_losses(
@@ -154,7 +171,8 @@ def flow_losses(
     """
     G = flow_filter(mu, times)
     bt, ct = V.T @ b, V.T @ c
-    return (G * G) @ (mu * bt * bt) - 2.0 * G @ (bt * ct) + r_sq
+    losses: np.ndarray = (G * G) @ (mu * bt * bt) - 2.0 * G @ (bt * ct) + r_sq
+    return losses
 
 
 # ----------------------------------------------------------------------- config
@@ -326,7 +344,8 @@ def simulate_repeat(cfg: RandomFeaturesConfig, repeat: int, *, with_predictor: b
     mu, V = gram_eigenbasis(feature_gram(U_s, U_s), overwrite=True)
     c_s = target_moment(U_s, beta)
 
-    teachers, rows = [], []
+    teachers: list[tuple[np.ndarray, np.ndarray]] = []
+    rows: list[_TeacherRow] = []
     for m in cfg.m_teachers:
         U_t = U_te_all[:m]
         gram_t, moment_t = feature_gram(U_t, U_t), target_moment(U_t, beta)
@@ -403,6 +422,10 @@ def _add_predictor(
         out = [predict_from_operators(op_w, op_s, y, config=p) for op_s in ops_s]
         result.predictor_M.append([o.M for o in out])
         result.predictor_M_F.append([o.M_F for o in out])
-        result.predictor_predgap_hat.append([float(o.predgap_hat) for o in out])
+        gaps = []
+        for o in out:
+            assert o.predgap_hat is not None  # y was given
+            gaps.append(float(o.predgap_hat))
+        result.predictor_predgap_hat.append(gaps)
         result.predictor_k_w.append(op_w.k)
     result.predictor_k_s = [op.k for op in ops_s]

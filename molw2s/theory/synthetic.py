@@ -40,12 +40,12 @@ class SyntheticFamily:
     @property
     def r(self) -> int:
         """The principal dimension of every representation (the true k)."""
-        return self.z.shape[1] // 2
+        return int(self.z.shape[1]) // 2
 
     @property
     def n(self) -> int:
         """The number of points."""
-        return self.z.shape[0]
+        return int(self.z.shape[0])
 
     def strong(self) -> np.ndarray:
         """The strong representation (n x (r + tail_dim))."""

@@ -40,6 +40,7 @@ def load_array(spec: str | Path, what: str = "array") -> np.ndarray:
         if key not in keys:
             raise DataError(f"has no array {key!r}; it holds {keys}", path=path)
         try:
-            return loaded[key]
+            array: np.ndarray = loaded[key]
+            return array
         except ValueError as exc:
             raise DataError(f"cannot read {what} {key!r} without unpickling ({exc})", path=path) from exc

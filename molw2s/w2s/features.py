@@ -33,7 +33,7 @@ class FeatureScaling:
 
     def transform(self, H: np.ndarray) -> np.ndarray:
         """Center with the training means and divide by the training factor (a new array)."""
-        out = np.asarray(H, dtype=np.float64) - self.mean
+        out: np.ndarray = np.asarray(H, dtype=np.float64) - self.mean
         if self.factor != 1.0:
             out /= self.factor
         return out
