@@ -191,7 +191,7 @@ def test_learning_rate_schedule(decay: str) -> None:
     else:
         assert f[60] == pytest.approx(0.55)  # halfway: linear and cosine agree
         assert lr_factor(110, total=110, warmup=10, decay=decay, min_ratio=0.1) == pytest.approx(0.1)
-        assert all(a >= b for a, b in itertools.pairwise(f))
+        assert all(a >= b for a, b in itertools.pairwise(f[10:]))
 
 
 def test_molbert_config_round_trips_through_the_auto_classes(tmp_path) -> None:

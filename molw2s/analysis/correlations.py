@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ class Correlation:
     n_boot: int
     n_boot_degenerate: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-dict form for JSON/CSV."""
         return asdict(self)
 
@@ -146,9 +147,11 @@ def _pair_correlations(
 
 
 def _resampled_mean(group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return group[rng.integers(0, len(group), size=len(group))].mean(axis=0)
+    mean: np.ndarray = group[rng.integers(0, len(group), size=len(group))].mean(axis=0)
+    return mean
 
 
 def correlations_frame(results: Sequence[Correlation]) -> pd.DataFrame:
     """The correlations as a DataFrame, one row per (predictor, measured, method)."""
-    return pd.DataFrame([r.to_dict() for r in results])
+    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in results])
+    return frame

@@ -44,43 +44,43 @@ class Document:
     def to_markdown(self) -> str:
         """Render as GitHub-flavoured Markdown."""
         out = [f"# {self.title}", ""]
-        for kind, payload in self.blocks:
-            if kind == "heading":
-                level, text = payload  # type: ignore[misc]
+        for block in self.blocks:
+            if block[0] == "heading":
+                level, text = block[1]
                 out += ["#" * level + " " + text, ""]
-            elif kind == "paragraph":
-                out += [str(payload), ""]
-            elif kind == "table":
-                frame, fmt = payload  # type: ignore[misc]
+            elif block[0] == "paragraph":
+                out += [str(block[1]), ""]
+            elif block[0] == "table":
+                frame, fmt = block[1]
                 cells = _formatted(frame, fmt)
                 out.append("| " + " | ".join(map(str, frame.columns)) + " |")
                 out.append("|" + "---|" * len(frame.columns))
                 out += ["| " + " | ".join(row) + " |" for row in cells]
                 out.append("")
-            elif kind == "image":
-                path, caption = payload  # type: ignore[misc]
+            elif block[0] == "image":
+                path, caption = block[1]
                 out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
         return "\n".join(out)
 
     def to_html(self) -> str:
         """Render as a standalone HTML page."""
         body = [f"<h1>{html.escape(self.title)}</h1>"]
-        for kind, payload in self.blocks:
-            if kind == "heading":
-                level, text = payload  # type: ignore[misc]
+        for block in self.blocks:
+            if block[0] == "heading":
+                level, text = block[1]
                 body.append(f"<h{level}>{html.escape(text)}</h{level}>")
-            elif kind == "paragraph":
-                body.append(f"<p>{html.escape(str(payload))}</p>")
-            elif kind == "table":
-                frame, fmt = payload  # type: ignore[misc]
+            elif block[0] == "paragraph":
+                body.append(f"<p>{html.escape(str(block[1]))}</p>")
+            elif block[0] == "table":
+                frame, fmt = block[1]
                 head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
                 rows = "".join(
                     "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
                     for row in _formatted(frame, fmt)
                 )
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif kind == "image":
-                path, caption = payload  # type: ignore[misc]
+            elif block[0] == "image":
+                path, caption = block[1]
                 body.append(
                     f'<figure><img src="{html.escape(path)}" alt="{html.escape(caption)}">'
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>"

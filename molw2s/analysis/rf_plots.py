@@ -14,19 +14,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from molw2s.theory.random_features import RepeatResult
 
 
-def _width_axis(ax: plt.Axes, widths: np.ndarray) -> None:
+def _width_axis(ax: Axes, widths: np.ndarray) -> None:
     """A log2 x axis ticked at the teacher widths."""
     ax.set_xscale("log", base=2)
     ax.set_xticks(widths, [str(v) for v in widths])
     ax.set_xlabel("teacher width M_TE")
 
 
-def _finish(fig: Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+def _finish(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
     """Label the axes, add the title and legend, tighten the layout."""
     if xlabel:
         ax.set_xlabel(xlabel)

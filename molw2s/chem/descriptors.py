@@ -85,7 +85,8 @@ def raw_descriptor_block(smiles: Sequence[str]) -> np.ndarray:
     for i, text in enumerate(smiles):
         mol, _ = mol_from_smiles(text)
         if mol is not None:
-            out[i] = list(Descriptors.CalcMolDescriptors(mol, missingVal=np.nan).values())
+            values = Descriptors.CalcMolDescriptors(mol, missingVal=np.nan)  # type: ignore[no-untyped-call]
+            out[i] = list(values.values())
     return out
 
 

@@ -70,11 +70,18 @@ def info(data_dir: Optional[Path] = _DATA_DIR) -> None:
         corpora.add_column(col, overflow="fold")
     corpora.add_row("nci5k", "4,999 NCI SMILES bundled with RDKit (quickstart)", str(nci5k_path()), "-")
     corpus_dirs = search_dirs(data_dir, CORPUS_SUBDIR)
-    for src in CORPUS_SOURCES.values():
-        found = find_file([src.filename], corpus_dirs)
-        otherwise = f"download {src.url} (md5 {src.md5})" if src.url else "local file only: molw2s data import DIR"
+    for corpus_src in CORPUS_SOURCES.values():
+        found = find_file([corpus_src.filename], corpus_dirs)
+        otherwise = (
+            f"download {corpus_src.url} (md5 {corpus_src.md5})"
+            if corpus_src.url
+            else "local file only: molw2s data import DIR"
+        )
         corpora.add_row(
-            src.name, src.description, str(found) if found else f"[red]missing[/red] ({src.filename})", otherwise
+            corpus_src.name,
+            corpus_src.description,
+            str(found) if found else f"[red]missing[/red] ({corpus_src.filename})",
+            otherwise,
         )
     console.print(corpora)
     console.print(f"searched: {', '.join(str(d) for d in task_dirs + corpus_dirs)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -27,10 +28,11 @@ def embed(
 ) -> None:
     """Embed every molecule of a task (float32 .npy, cached by content hash)."""
     from molw2s.data.tasks import load_task
-    from molw2s.encoders.embed import compute_task_embedding, parse_encoder_spec
+    from molw2s.encoders.embed import Pooling, compute_task_embedding, parse_encoder_spec
     from molw2s.io import save_npy_atomic
 
-    spec = parse_encoder_spec(encoder, pooling=pooling, layer=layer, batch_size=batch_size)
+    # parse_encoder_spec rejects a pooling outside POOLINGS with a ConfigError
+    spec = parse_encoder_spec(encoder, pooling=cast(Pooling, pooling), layer=layer, batch_size=batch_size)
     result = compute_task_embedding(spec, load_task(task, data_dir=data_dir), cache=cache, progress=progress)
     n, d = result.values.shape
     origin = "from cache" if result.from_cache else "computed"

@@ -202,7 +202,9 @@ def resolve_size(size: int | float, available: int, what: str) -> int:
     return count
 
 
-def w2s_split(train_idx: Sequence[int] | np.ndarray, n_weak: int | float, n_strong: int | float, seed: int = 0) -> W2SSplit:
+def w2s_split(
+    train_idx: Sequence[int] | np.ndarray, n_weak: int | float, n_strong: int | float, seed: int = 0
+) -> W2SSplit:
     """Two disjoint random subsets of ``train_idx``: D_w (``n_weak``) and D_s (``n_strong``).
 
     Sizes are counts or fractions of the training part. One seeded permutation is drawn;

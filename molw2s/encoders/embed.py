@@ -94,7 +94,7 @@ class TransformerEncoder:
 
         model, tokenizer = load_pretrained(self.path)
         device = resolve_device(self.device)
-        encoder = model.bert.to(device).eval()
+        encoder = model.bert.to(device).eval()  # type: ignore[arg-type]
         n_states = model.config.num_hidden_layers + 1
         if not -n_states <= self.layer < n_states:
             raise ConfigError(

@@ -86,13 +86,14 @@ class MACCSEncoder:
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, 167) float32 array of key bits."""
         from rdkit import DataStructs
-        from rdkit.Chem import MACCSkeys
+        from rdkit.Chem import rdMolDescriptors
         from tqdm.auto import tqdm
 
         mols = _mols(smiles)
         out = np.zeros((len(mols), 167), dtype=np.float32)
         for i, mol in enumerate(tqdm(mols, desc="maccs", unit="mol", disable=not progress)):
-            DataStructs.ConvertToNumpyArray(MACCSkeys.GenMACCSKeys(mol), out[i])
+            # MACCSkeys.GenMACCSKeys is this very function (an alias the rdkit stubs omit)
+            DataStructs.ConvertToNumpyArray(rdMolDescriptors.GetMACCSKeysFingerprint(mol), out[i])
         return out
 
 
@@ -125,4 +126,5 @@ class RDKitDescriptorEncoder:
 def signed_log1p(values: np.ndarray) -> np.ndarray:
     """sign(x) * log(1 + |x|), elementwise, float32."""
     values = np.asarray(values, dtype=np.float64)
-    return (np.sign(values) * np.log1p(np.abs(values))).astype(np.float32)
+    out: np.ndarray = (np.sign(values) * np.log1p(np.abs(values))).astype(np.float32)
+    return out

@@ -27,7 +27,7 @@ from molw2s.encoders.physchem import PhysChemStats
 from molw2s.encoders.tokenizer import IGNORE_INDEX
 
 
-class MolBertConfig(BertConfig):
+class MolBertConfig(BertConfig):  # type: ignore[no-untyped-call]
     """A BERT config plus ``physchem``: the PhysChem head's descriptor names and
     normalisation (``PhysChemStats.to_dict()``), or None for a model without the head."""
 
@@ -77,7 +77,8 @@ class MLMHead(nn.Module):
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.act(self.dense(hidden))))
+        logits: torch.Tensor = self.decoder(self.norm(self.act(self.dense(hidden))))
+        return logits
 
 
 class PhysChemHead(nn.Module):
@@ -90,7 +91,8 @@ class PhysChemHead(nn.Module):
         self.out = nn.Linear(config.hidden_size, n_outputs)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(torch.relu(self.dense(pooled))))
+        pred: torch.Tensor = self.out(self.dropout(torch.relu(self.dense(pooled))))
+        return pred
 
 
 @dataclass
@@ -105,7 +107,7 @@ class MolBertOutput:
     n_correct: torch.Tensor | None = None
 
 
-class MolBertForPretraining(BertPreTrainedModel):
+class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-call]
     """BERT encoder + MLM head + optional PhysChem head (``config.physchem``)."""
 
     config_class = MolBertConfig
@@ -117,7 +119,7 @@ class MolBertForPretraining(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=bool(stats))
         self.mlm = MLMHead(config)
         self.physchem = PhysChemHead(config, len(stats["names"])) if stats else None
-        self.post_init()
+        self.post_init()  # type: ignore[no-untyped-call]
 
     @property
     def physchem_stats(self) -> PhysChemStats | None:
@@ -154,7 +156,7 @@ class MolBertForPretraining(BertPreTrainedModel):
         return result
 
 
-class MolBertModel(BertModel):
+class MolBertModel(BertModel):  # type: ignore[no-untyped-call]
     """The bare encoder of a MolBERT directory (what ``AutoModel`` loads; heads ignored)."""
 
     config_class = MolBertConfig

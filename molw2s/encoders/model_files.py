@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from molw2s.encoders.tokenizer import load_tokenizer, save_tokenizer
 from molw2s.errors import MolW2SError
@@ -26,14 +26,14 @@ def quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
         if bars:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> None:
@@ -55,8 +55,10 @@ def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTr
     if not (directory / MODEL_FILE).is_file():
         raise MolW2SError(f"{directory}: no {MODEL_FILE} (not a model directory, or training did not finish)")
     with quiet_transformers():
-        model, info = MolBertForPretraining.from_pretrained(str(directory), output_loading_info=True)
+        loaded = MolBertForPretraining.from_pretrained(str(directory), output_loading_info=True)
+    # with output_loading_info=True, from_pretrained returns (model, info); its annotation says model only
+    model, info = cast("tuple[MolBertForPretraining, dict[str, Any]]", loaded)
     problems = {k: sorted(v)[:5] for k, v in info.items() if v}
     if problems:
         raise MolW2SError(f"{directory}: weights do not match the model: {problems}")
-    return model.eval(), load_tokenizer(directory)
+    return model.eval(), load_tokenizer(directory)  # type: ignore[no-untyped-call]

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from molw2s.errors import ConfigError
 
@@ -106,7 +106,7 @@ def make_tokenizer(token_to_id: dict[str, int], *, max_length: int = 128) -> Pre
         special_tokens=[(CLS, token_to_id[CLS]), (SEP, token_to_id[SEP])],
     )
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core,
         unk_token=UNK,
         pad_token=PAD,
@@ -133,7 +133,8 @@ def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
     """Load a tokenizer saved by :func:`save_tokenizer` (``AutoTokenizer`` works too)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory))
+    # the saved tokenizer_class is PreTrainedTokenizerFast, so AutoTokenizer builds one
+    return cast("PreTrainedTokenizerFast", AutoTokenizer.from_pretrained(str(directory)))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ STRONG_RHO = 0.5
 def cells_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per (task, seed, weak model) with the scalar fields of each cell."""
     flat = [{k: v for k, v in r.items() if k != "sensitivity"} for r in rows]
-    return pd.DataFrame(flat)
+    frame: pd.DataFrame = pd.DataFrame(flat)
+    return frame
 
 
 def sensitivity_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -45,7 +46,8 @@ def sensitivity_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                     **{m: r[m] for m in MEASURED},
                 }
             )
-    return pd.DataFrame(out)
+    frame: pd.DataFrame = pd.DataFrame(out)
+    return frame
 
 
 def model_summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +55,8 @@ def model_summary(cells: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in (*PREDICTORS, *MEASURED, "err_sc", "k_w", "k_s") if c in cells.columns]
     summary = cells.groupby("weak", sort=False)[cols].mean().reset_index()
     summary.insert(1, "n_seeds", cells.groupby("weak", sort=False).size().to_numpy())
-    return summary.sort_values("M").reset_index(drop=True)
+    ordered: pd.DataFrame = summary.sort_values("M").reset_index(drop=True)
+    return ordered
 
 
 def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
@@ -73,7 +76,8 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
             rec[f"rho({c.predictor}, Err_w2s)"] = c.value
             rec[f"CI {c.predictor}"] = f"[{c.ci_low:.2f}, {c.ci_high:.2f}]"
         records.append(rec)
-    return pd.DataFrame(records)
+    frame: pd.DataFrame = pd.DataFrame(records)
+    return frame
 
 
 def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
@@ -81,7 +85,8 @@ def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
 
     def pick(pred: str, meas: str) -> pd.Series:
         sel = corr[(corr.predictor == pred) & (corr.measured == meas) & (corr.method == "spearman")]
-        return sel.iloc[0]
+        row: pd.Series = sel.iloc[0]
+        return row
 
     m_err, m_gap = pick("M", "err_w2s"), pick("M", "predgap")
     holds = m_err.value >= STRONG_RHO and m_err.ci_low > 0
@@ -137,7 +142,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
             "pgr": pgr_bars(part, title=f"{task}:"),
         }
         paths = {name: save_figure(fig, fig_dir / f"{task}_{name}")[0] for name, fig in figures.items()}
-        _task_section(doc, task, part, summary, corr, sensitivity, check_rho, paths, out_dir)
+        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paths, out_dir)
         results["tasks"][task] = {
             "n_cells": len(part),
             "weak_models": summary.to_dict(orient="records"),

@@ -93,7 +93,9 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         tensors.update({f"torch_cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # the global RandomState is an MT19937, whose legacy state is a tuple
+    kind, keys, pos, has_gauss, cached = state
     version, pstate, gauss = random.getstate()
     meta = {
         "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
@@ -152,7 +154,7 @@ def load_training_checkpoint(
     rank: int = 0,
 ) -> dict[str, Any]:
     """Restore model, optimiser, scheduler and this rank's RNG; return the trainer state."""
-    payload = json.loads((directory / STATE_FILE).read_text())
+    payload: dict[str, Any] = json.loads((directory / STATE_FILE).read_text())
     model.load_state_dict(load_file(str(directory / MODEL_FILE)), strict=True)
     # load_state_dict moves each state tensor to its parameter's device itself
     opt_tensors = load_file(str(directory / OPTIMIZER_FILE))

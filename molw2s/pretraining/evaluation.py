@@ -20,12 +20,12 @@ def evaluate(
     data: PretrainingData,
     *,
     batch_size: int = 128,
-    autocast: contextlib.AbstractContextManager | None = None,
+    autocast: contextlib.AbstractContextManager[object] | None = None,
 ) -> dict[str, float]:
     """Metrics on the held-out split with its fixed masks (the same for every member)."""
     device = next(model.parameters()).device
     was_training = model.training
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     order = np.argsort(data.val.lengths, kind="stable")
     pad = data.tokenizer.pad_token_id
     n_correct, n_masked, loss_sum = 0, 0, 0.0
@@ -40,6 +40,7 @@ def evaluate(
         n_masked += out.n_masked
         loss_sum += float(out.mlm_loss) * out.n_masked
         if out.physchem_pred is not None:
+            assert data.val.physchem is not None  # the model has a PhysChem head only when the corpus has targets
             preds.append(out.physchem_pred.float().cpu().numpy())
             targets.append(data.val.physchem[rows])
     model.train(was_training)

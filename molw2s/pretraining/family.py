@@ -171,4 +171,4 @@ def _count_params(model_dir: Path) -> int:
     from safetensors import safe_open
 
     with safe_open(str(model_dir / MODEL_FILE), framework="pt") as fh:
-        return sum(math.prod(fh.get_slice(k).get_shape()) for k in fh if k.startswith("bert."))
+        return sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys() if k.startswith("bert."))  # noqa: SIM118 - safe_open is not iterable

@@ -57,12 +57,11 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         """A copy on ``device``."""
-        move = {"non_blocking": True}
         return Batch(
-            self.input_ids.to(device, **move),
-            self.attention_mask.to(device, **move),
-            self.labels.to(device, **move),
-            None if self.physchem is None else self.physchem.to(device, **move),
+            self.input_ids.to(device, non_blocking=True),
+            self.attention_mask.to(device, non_blocking=True),
+            self.labels.to(device, non_blocking=True),
+            None if self.physchem is None else self.physchem.to(device, non_blocking=True),
             self.n_unk,
             self.n_overlong,
         )
@@ -130,7 +129,8 @@ def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBe
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on biases and LayerNorm weights (as in BERT)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -188,7 +188,7 @@ class MemberTrainer:
             if device.type == "cuda" and train.bf16
             else contextlib.nullcontext()
         )
-        self.model = build_model(member, data, train.seed).to(device)
+        self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
         self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
         self.optimizer = make_optimizer(self.model, train)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -319,7 +319,8 @@ class MemberTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return loss.detach()
+        detached: torch.Tensor = loss.detach()
+        return detached
 
     def train(self) -> dict[str, Any]:
         """Run (or resume) to ``member.steps``; export snapshots and the final model."""

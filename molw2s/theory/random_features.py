@@ -51,7 +51,6 @@ _GRAM_BLOCK = 2048
 _SAMPLE_BLOCK = 2048
 
 
-
 class _TeacherRow(TypedDict):
     """One teacher's results inside :func:`simulate_repeat`."""
 

@@ -49,10 +49,12 @@ def ridge_coefficients(Z: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
     if d <= n:
         gram = Z.T @ Z
         gram[np.diag_indices_from(gram)] += n * beta
-        return scipy.linalg.solve(gram, Z.T @ t, assume_a="pos")
+        theta: np.ndarray = scipy.linalg.solve(gram, Z.T @ t, assume_a="pos")
+        return theta
     kernel = Z @ Z.T
     kernel[np.diag_indices_from(kernel)] += n * beta
-    return Z.T @ scipy.linalg.solve(kernel, t, assume_a="pos")
+    dual: np.ndarray = Z.T @ scipy.linalg.solve(kernel, t, assume_a="pos")
+    return dual
 
 
 class LinearHead(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -129,7 +131,8 @@ class LinearHead(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             raise MolW2SError(
                 f"representation has {H.shape[1]} features but the head was fitted on {self.coef_.shape[0]}"
             )
-        return H @ self.coef_ + self.intercept_
+        pred: np.ndarray = H @ self.coef_ + self.intercept_
+        return pred
 
 
 class RidgeHead(LinearHead):
@@ -214,7 +217,7 @@ class SGDHead(LinearHead):
                 idx = order[start : start + int(self.batch_size)]
                 opt.zero_grad(set_to_none=True)
                 loss = torch.mean((X[idx] @ w + b - Y[idx]) ** 2)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
             if not bool(torch.isfinite(w).all()):
                 raise MolW2SError(f"SGD diverged at epoch {epoch} (lr={self.lr}); lower lr or use scale='trace'")
