@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from test_protocol import w2s_problem
 
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import CellSettings
@@ -15,14 +16,9 @@ from molw2s.w2s.heads import HeadConfig
 from molw2s.w2s.protocol import run_w2s
 
 
-def _task(n: int = 200, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, CellSplit]:
-    rng = np.random.default_rng(seed)
-    latent = rng.normal(size=(n, 4))
-    y = 2.0 * latent[:, 0] - latent[:, 1] + 0.2 * rng.normal(size=n) + 10.0
-    H_s = latent @ rng.normal(size=(4, 12)) + 0.3 * rng.normal(size=(n, 12))
-    H_w = latent[:, :1] @ rng.normal(size=(1, 6)) + 0.8 * rng.normal(size=(n, 6)) + 5.0
-    order = rng.permutation(n)
-    return H_w, H_s, y, CellSplit(0, order[:70], order[70:150], order[150:])
+def _task(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, CellSplit]:
+    H_w, H_s, y, parts = w2s_problem(seed=seed)
+    return H_w, H_s, y, CellSplit(0, parts["weak_idx"], parts["strong_idx"], parts["test_idx"])
 
 
 def _settings() -> CellSettings:

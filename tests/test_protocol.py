@@ -12,7 +12,7 @@ from molw2s.w2s.metrics import pgr, regression_metrics
 from molw2s.w2s.protocol import check_indices, run_w2s
 
 
-def _task(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def w2s_problem(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     latent = rng.normal(size=(n, 4))
     y = 2.0 * latent[:, 0] - latent[:, 1] + 0.2 * rng.normal(size=n) + 10.0
@@ -24,7 +24,7 @@ def _task(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def test_matches_a_by_hand_sklearn_protocol():
-    H_w, H_s, y, p = _task()
+    H_w, H_s, y, p = w2s_problem()
     w, s, t = p["weak_idx"], p["strong_idx"], p["test_idx"]
     res = run_w2s(
         H_w, H_s, y, head=HeadConfig(beta=0.1, scale="none"), weak_head=HeadConfig(beta=0.3, scale="none"), **p
@@ -54,7 +54,7 @@ def test_matches_a_by_hand_sklearn_protocol():
 
 
 def test_sgd_protocol_is_deterministic_under_a_seed():
-    H_w, H_s, y, p = _task(seed=2)
+    H_w, H_s, y, p = w2s_problem(seed=2)
     head = HeadConfig(solver="sgd", lr=0.01, batch_size=16, epochs=20, seed=3, scale="trace")
     a, b = run_w2s(H_w, H_s, y, head=head, **p), run_w2s(H_w, H_s, y, head=head, **p)
     assert a.to_dict() == b.to_dict()
@@ -64,7 +64,7 @@ def test_sgd_protocol_is_deterministic_under_a_seed():
 
 
 def test_sgd_and_ridge_protocols_agree_on_a_small_problem():
-    H_w, H_s, y, p = _task(seed=3)
+    H_w, H_s, y, p = w2s_problem(seed=3)
     ridge = run_w2s(H_w, H_s, y, head=HeadConfig(beta=0.05, scale="trace"), **p)
     sgd = run_w2s(
         H_w, H_s, y, head=HeadConfig(solver="sgd", beta=0.05, scale="trace", lr=0.1, batch_size=256, epochs=1500), **p
@@ -96,7 +96,7 @@ def test_index_checks():
 
 
 def test_bad_input():
-    H_w, H_s, y, p = _task()
+    H_w, H_s, y, p = w2s_problem()
     with pytest.raises(DataError, match="row counts differ"):
         run_w2s(H_w[:-1], H_s, y, **p)
     y_bad = y.copy()
@@ -110,7 +110,7 @@ def test_bad_input():
 
 
 def test_protocol_measures_only():
-    H_w, H_s, y, p = _task(seed=1)
+    H_w, H_s, y, p = w2s_problem(seed=1)
     row = run_w2s(H_w, H_s, y, **p).to_dict()
     assert "M" not in row and "cka" not in row
     assert row["scale"] == "trace" and row["scale_factor_s"] == pytest.approx(

@@ -125,27 +125,14 @@ def run_cell(
     labels = np.asarray(y, dtype=np.float64)[split.strong]
     sensitivity = {}
     for i, rule in enumerate([settings.predictor.primary, *settings.predictor.sensitivity]):
-        op_w = operators.get(
-            names[0],
-            H_w,
-            split.strong,
-            split.seed,
-            beta=result.beta_w,
-            k=rule.k_w,
-            factor=result.scale_factor_w,
-            rule=rule,
-            scale=result.scale,
-        )
-        op_s = operators.get(
-            names[1],
-            H_s,
-            split.strong,
-            split.seed,
-            beta=result.beta,
-            k=rule.k_s,
-            factor=result.scale_factor_s,
-            rule=rule,
-            scale=result.scale,
+        op_w, op_s = (
+            operators.get(
+                name, H, split.strong, split.seed, beta=beta, k=k, factor=factor, rule=rule, scale=result.scale
+            )
+            for name, H, beta, k, factor in (
+                (names[0], H_w, result.beta_w, rule.k_w, result.scale_factor_w),
+                (names[1], H_s, result.beta, rule.k_s, result.scale_factor_s),
+            )
         )
         values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()
         if i == 0:
