@@ -19,6 +19,10 @@ from molw2s.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: names that become file or folder names (run, family, member, task label): letters,
+#: digits, ``_ . -``, not starting with a dot (so no ``.`` / ``..``), at most 100 characters
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+
 
 class StrictModel(BaseModel):
     """A pydantic model that rejects unknown keys and validates on assignment."""
@@ -59,7 +63,11 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 child = {}
                 node[part] = child
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = " ".join(str(getattr(exc, "problem", "") or exc).split())
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
     return out
 
 

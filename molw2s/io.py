@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,6 +18,10 @@ import numpy as np
 
 DATA_DIR_ENV = "MOLW2S_DATA_DIR"
 MANIFEST = "MANIFEST.json"
+#: key of the content digest stored inside a checked JSON file (written with the file)
+DIGEST_KEY = "_sha256"
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -38,10 +44,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; the user's umask decides
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
@@ -65,6 +79,92 @@ def load_npy(path: str | Path) -> np.ndarray:
     """Load a ``.npy`` array without ever unpickling."""
     array: np.ndarray = np.load(path, allow_pickle=False)
     return array
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,59}$")
+
+
+def safe_filename(text: str) -> str:
+    """A file-name part for a user string: the string itself when it is a plain name (letters,
+    digits, ``_ . -``, not starting with a dot, <= 60 characters), else a slug of it plus 8
+    hex digits of its sha256, so ``../x`` or ``a/b`` can never leave the folder they name
+    a file in, and two different strings never share a name."""
+    if _SAFE_FILENAME.match(text) and ".." not in text:
+        return text
+    slug = _UNSAFE_CHARS.sub("_", text).strip("._")[:40] or "x"
+    return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def quarantine(path: str | Path, reason: str) -> Path:
+    """Move a corrupt artefact aside (``<name>.corrupt``, numbered if taken) and say so once.
+
+    Readers of checked artefacts call this and then recompute: a corrupt file is never
+    used, never deleted silently, and not reported again on the next run.
+    """
+    path = Path(path)
+    target, n = path.with_name(f"{path.name}.corrupt"), 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
+    os.replace(path, target)
+    log.warning("%s is corrupt (%s): moved aside to %s; recomputing it", path, reason, target.name)
+    return target
+
+
+def write_json_checked(target: str | Path, obj: dict[str, Any]) -> None:
+    """Write a JSON object atomically with the sha256 of its content inside (``_sha256``)."""
+    body = {k: v for k, v in obj.items() if k != DIGEST_KEY}
+    write_json_atomic(target, {**body, DIGEST_KEY: _json_digest(body)})
+
+
+def read_json_checked(path: str | Path) -> dict[str, Any] | None:
+    """The object :func:`write_json_checked` wrote, without its digest; None when the file
+    is missing, or (after :func:`quarantine`) unreadable or not matching its digest."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        quarantine(path, f"unreadable JSON: {exc}")
+        return None
+    if not isinstance(obj, dict) or DIGEST_KEY not in obj:
+        quarantine(path, "no content digest (partial or foreign file)")
+        return None
+    body = {k: v for k, v in obj.items() if k != DIGEST_KEY}
+    if obj[DIGEST_KEY] != _json_digest(body):
+        quarantine(path, "content does not match its digest")
+        return None
+    return body
+
+
+def save_npy_checked(target: str | Path, array: np.ndarray, info: dict[str, Any]) -> None:
+    """Save ``array`` as ``.npy``, then ``info`` plus the array file's sha256 as the
+    ``.json`` beside it (written last: an array without it is a partial write)."""
+    target = Path(target)
+    save_npy_atomic(target, array)
+    write_json_checked(target.with_suffix(".json"), {**info, "npy_sha256": file_digest(target, "sha256")})
+
+
+def load_npy_checked(path: str | Path) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """(array, info) saved by :func:`save_npy_checked`; None when missing, or (after
+    :func:`quarantine`) partial, unreadable or not matching the recorded sha256."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    info = read_json_checked(path.with_suffix(".json"))
+    if info is None or "npy_sha256" not in info:
+        quarantine(path, "its checksum file is missing or corrupt")
+        return None
+    if file_digest(path, "sha256") != info["npy_sha256"]:
+        quarantine(path, "array bytes do not match the recorded sha256")
+        return None
+    try:
+        array = load_npy(path)
+    except (OSError, ValueError) as exc:
+        quarantine(path, f"unreadable array: {exc}")
+        return None
+    return array, info
 
 
 def write_verified_dir(target: str | Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
@@ -133,6 +233,12 @@ def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) 
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _json_digest(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj`` (keys sorted; what a JSON round trip keeps)."""
+    text = json.dumps(json.loads(json.dumps(obj, default=_json_default)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _json_default(obj: Any) -> Any:

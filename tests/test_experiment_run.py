@@ -119,13 +119,13 @@ def test_user_csv_task_with_named_columns(tmp_path):
                 "strong": "ecfp4-512",
                 "weak": ["maccs", "ecfp2-256"],
                 "tasks": [{"name": str(csv), "smiles_col": "mol", "label_col": "weight"}],
-                "splits": {"seeds": [0]},
+                "splits": {"seeds": [0], "min_weak": 10, "min_strong": 10, "min_test": 5},  # a tiny task
                 "evaluation": {"n_boot": 20},
             },
         )
     )
     results = run_experiment(config, progress=False)
-    assert results["tasks"]["my_task.csv"]["n_cells"] == 2
+    assert results["tasks"]["my_task"]["n_cells"] == 2
     report = (tmp_path / "run" / "data_report.txt").read_text()
     assert "not_a_smiles" in report and "1 " in report  # the invalid row is reported, not dropped silently
 

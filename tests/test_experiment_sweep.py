@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -13,6 +11,7 @@ from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
 from molw2s.experiment.sweep import sweep_task
+from molw2s.io import read_json_checked, write_json_checked
 from molw2s.theory.synthetic import make_family
 
 
@@ -48,7 +47,8 @@ def test_sweep_ranks_synthetic_family_and_caches_cells(tmp_path):
     cached = sorted(p.name for p in (tmp_path / "cells").iterdir())
     assert len(cached) == 10
     # a rerun reads every cell back instead of recomputing it
-    (tmp_path / "cells" / cached[0]).write_text(json.dumps({**rows[0], "M": -1.0}))
+    altered = read_json_checked(tmp_path / "cells" / cached[0])
+    write_json_checked(tmp_path / "cells" / cached[0], {**altered, "M": -1.0})
     again = sweep_task("synth", fam.y, reps, splits, config, tmp_path / "cells", progress=False)
     assert sum(r["M"] == -1.0 for r in again) == 1
 

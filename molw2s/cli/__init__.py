@@ -6,12 +6,17 @@ Subcommand modules import heavy libraries (RDKit, torch) inside their functions,
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from molw2s import __version__
 from molw2s.errors import MolW2SError
@@ -27,6 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
+#: set by ``molw2s --debug``: errors re-raise with their Python traceback
+_OPTIONS = {"debug": False}
 
 
 def _version_callback(value: bool) -> None:
@@ -38,11 +45,13 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """Weak-to-strong generalization experiments on molecules."""
+    _OPTIONS["debug"] = debug
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -52,9 +61,41 @@ for _name in SUBCOMMAND_MODULES:
 
 
 def main() -> None:
-    """Console entry point: run the app, printing molw2s errors without a traceback."""
+    """Console entry point: every failure is one line on stderr (no markup interpretation,
+    no traceback unless ``--debug``); exit status 2 for bad input or settings, 1 otherwise."""
     try:
         app()
-    except MolW2SError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
-        sys.exit(2)
+    except Exception as exc:
+        if _OPTIONS["debug"] or os.environ.get("MOLW2S_DEBUG"):
+            raise
+        err_console.print(Text("error: ", style="bold red") + Text(describe_error(exc)), highlight=False)
+        sys.exit(2 if isinstance(exc, MolW2SError) else 1)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a user can act on, for any exception."""
+    if isinstance(exc, MolW2SError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        path = exc.filename if exc.filename is not None else "?"
+        if exc.errno == errno.ENOSPC:
+            free = _free_bytes(Path(str(path)))
+            return (
+                f"disk full while writing {path} ({free} free on that file system); free some space or "
+                "choose another --run-dir, then rerun: finished work is kept and resumed"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"cannot write or read {path}: {exc.strerror}; check its permissions or choose another --run-dir"
+        return f"{exc.strerror or exc}: {path}"
+    if isinstance(exc, (OverflowError, FloatingPointError)):
+        return f"numeric overflow ({exc}): a setting or an input value is too large"
+    return f"{type(exc).__name__}: {exc} (rerun as `molw2s --debug ...` for the traceback)"
+
+
+def _free_bytes(path: Path) -> str:
+    """Free space on the file system holding ``path`` (or its nearest existing parent)."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            free = shutil.disk_usage(folder).free
+            return f"{free / 2**20:,.0f} MiB"
+    return "unknown space"

@@ -46,8 +46,8 @@ def info(data_dir: Optional[Path] = _DATA_DIR) -> None:
     from molw2s.io import DATA_DIR_ENV, cache_dir
 
     console = Console()
-    console.print(f"cache directory: {cache_dir()}  (set {DATA_DIR_ENV} to move it)")
-    console.print(f"data directory:  {data_dir if data_dir else '(none; pass --data-dir)'}")
+    console.print(f"cache directory: {cache_dir()}  (set {DATA_DIR_ENV} to move it)", markup=False)
+    console.print(f"data directory:  {data_dir if data_dir else '(none; pass --data-dir)'}", markup=False)
 
     tasks = Table(title="tasks", show_lines=False)
     for col in ("name", "what", "found at", "otherwise"):
@@ -84,7 +84,7 @@ def info(data_dir: Optional[Path] = _DATA_DIR) -> None:
             otherwise,
         )
     console.print(corpora)
-    console.print(f"searched: {', '.join(str(d) for d in task_dirs + corpus_dirs)}")
+    console.print(f"searched: {', '.join(str(d) for d in task_dirs + corpus_dirs)}", markup=False)
 
 
 def fetch(

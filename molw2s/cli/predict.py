@@ -151,7 +151,7 @@ def _array_split(n_rows: int, split_file: Path | None, settings: CellSettings, s
     """D_w, D_s and test rows of arrays: from ``--split``, or the settings' random or file split."""
     from molw2s.data.split_files import load_split_file
     from molw2s.data.splits import random_split, w2s_split
-    from molw2s.experiment.cell import CellSplit
+    from molw2s.experiment.cell import CellSplit, check_cell_sizes
 
     spec = settings.splits
     if split_file is not None:
@@ -165,7 +165,9 @@ def _array_split(n_rows: int, split_file: Path | None, settings: CellSettings, s
             f"splits.method={spec.method} needs a task's molecules: use --task, or --split FILE with arrays"
         )
     draw = w2s_split(parts.train, spec.n_weak, spec.n_strong, seed)
-    return CellSplit(seed, draw.weak, draw.strong, parts.test)
+    split = CellSplit(seed, draw.weak, draw.strong, parts.test)
+    check_cell_sizes(split, spec, f"arrays, seed {seed}")
+    return split
 
 
 def _load_matrix(path: Path, what: str, *, min_rows: int = 1) -> np.ndarray:
@@ -196,7 +198,7 @@ def _task_inputs(
     from molw2s.data.prepare import split_task
     from molw2s.data.tasks import load_task
     from molw2s.encoders.embed import embed_task
-    from molw2s.experiment.cell import CellSplit
+    from molw2s.experiment.cell import CellSplit, check_cell_sizes
 
     if weak_encoder is None or strong_encoder is None:
         raise ConfigError("--task needs --weak-encoder and --strong-encoder")
@@ -207,7 +209,9 @@ def _task_inputs(
     parts = split_task(loaded, settings.splits, seed, data_dir=data_dir)
     if parts.n_dropped:
         typer.echo(f"note: {parts.n_dropped} split rows have no valid molecule and were dropped", err=True)
-    return H_w, H_s, loaded.y, CellSplit.from_task_split(parts)
+    split = CellSplit.from_task_split(parts)
+    check_cell_sizes(split, settings.splits, f"{loaded.name}, seed {seed}")
+    return H_w, H_s, loaded.y, split
 
 
 def _emit(row: dict[str, Any], as_json: bool, first: tuple[str, ...]) -> None:

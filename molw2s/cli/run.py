@@ -29,6 +29,7 @@ def run(
     Rerunning the same command skips finished work: an interrupted run resumes.
     """
     from rich.console import Console
+    from rich.text import Text
 
     from molw2s.experiment.config import load_experiment_config
     from molw2s.experiment.runner import run_experiment
@@ -43,5 +44,5 @@ def run(
     console = Console()
     out = cfg.resolved_run_dir() / "report"
     for task, res in results["tasks"].items():
-        console.print(f"[bold]{task}[/bold]: {res['interpretation']}", highlight=False)
-    console.print(f"\nreport: {out / 'report.md'} (and report.html, results.json, CSV tables, figures/)")
+        console.print(Text(f"{task}", style="bold") + Text(f": {res['interpretation']}"), highlight=False)
+    console.print(Text(f"\nreport: {out / 'report.md'} (and report.html, results.json, CSV tables, figures/)"))

@@ -9,7 +9,6 @@ and the figures ``ratio_vs_m_te.png``, ``student_vs_teacher_loss.png``,
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,7 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
     from molw2s.analysis import rf_plots
     from molw2s.analysis.plots import save_figure
     from molw2s.analysis.random_features import summarize
-    from molw2s.io import content_hash, write_json_atomic
+    from molw2s.io import content_hash, read_json_checked, write_json_atomic, write_json_checked
     from molw2s.theory.random_features import RepeatResult, simulate_repeat
 
     run_dir = Path(run_dir)
@@ -83,11 +82,12 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
     results, started = [], time.perf_counter()
     for r in tqdm(range(cfg.repeats), desc=f"repeats (M_ST={cfg.m_student})", unit="repeat"):
         path = repeat_dir / f"repeat-{r}.json"
-        if path.is_file():
-            results.append(RepeatResult.from_dict(json.loads(path.read_text())))
+        cached = read_json_checked(path)
+        if cached is not None:
+            results.append(RepeatResult.from_dict(cached))
             continue
         result = simulate_repeat(cfg, r, with_predictor=with_predictor)
-        write_json_atomic(path, result.to_dict())
+        write_json_checked(path, result.to_dict())
         results.append(result)
     summary = summarize(results)
     summary["seconds"] = round(time.perf_counter() - started, 1)

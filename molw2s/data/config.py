@@ -3,15 +3,19 @@ valid ones). One schema each, used by pretraining, ``molw2s run``, ``molw2s w2s`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS
 from molw2s.chem.standardize import StandardizeOptions
-from molw2s.config import StrictModel
+from molw2s.config import SAFE_NAME, StrictModel
 from molw2s.data.curation import BadLabelPolicy, DuplicatePolicy
+from molw2s.data.registry import lookup_name, task_aliases, task_names
 from molw2s.data.splits import check_fractions
+from molw2s.data.tables import csv_stem
 
 
 class CorpusSpec(StrictModel):
@@ -24,18 +28,46 @@ class CorpusSpec(StrictModel):
     seed: int = 0
     smiles_col: str | None = None
     standardize: StandardizeOptions = StandardizeOptions()
+    max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)
+    """Larger molecules are excluded and reported (None: no cap)."""
 
 
 class TaskSpec(StrictModel):
-    """A labelled task and how to clean it."""
+    """A labelled task and how to clean it.
+
+    Its identity (:meth:`identity`) is the registry name or the resolved file path plus
+    the column and cleaning settings; its display name (:meth:`display_name`, used in
+    results and file names) is ``label`` if given, else the registry name or the file stem.
+    """
 
     name: str
     """ESOL, FreeSolv, Lipop, nci_logp, nci_tpsa, nci_mr, or a path to a CSV file."""
+    label: str | None = Field(default=None, pattern=SAFE_NAME)
+    """Display name in results (default: the registry name, or the CSV file's stem)."""
     smiles_col: str | None = None
     label_col: str | None = None
     duplicates: DuplicatePolicy = "keep"
     bad_labels: BadLabelPolicy = "error"
     standardize: StandardizeOptions = StandardizeOptions()
+    max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)
+    """Larger molecules are excluded and reported (None: no cap)."""
+
+    def source(self) -> str:
+        """The registry name (canonical spelling) or the resolved path of the CSV file."""
+        key = lookup_name(self.name, task_names(), task_aliases())
+        return key if key is not None else str(Path(self.name).expanduser().resolve())
+
+    def identity(self) -> tuple[str, ...]:
+        """What makes two specs the same task: source, columns and cleaning settings."""
+        settings = self.model_dump(exclude={"name", "label"}, mode="json")
+        return (self.source(), json.dumps(settings, sort_keys=True))
+
+    def display_name(self) -> str:
+        """``label``, else the registry name, else the file stem (``data/my.csv.gz`` -> ``my``)."""
+        if self.label is not None:
+            return self.label
+        key = lookup_name(self.name, task_names(), task_aliases())
+        return key if key is not None else csv_stem(Path(self.name))
 
 
 class SplitSpec(StrictModel):
@@ -57,6 +89,12 @@ class SplitSpec(StrictModel):
     """Size of D_w: a count, or a fraction of the training part."""
     n_strong: int | float = 0.5
     """Size of D_s: a count, or a fraction of the training part."""
+    min_weak: int = Field(30, ge=2)
+    """Fewest molecules in D_w for a meaningful weak model (smaller: an error)."""
+    min_strong: int = Field(30, ge=2)
+    """Fewest molecules in D_s (the predictor's n_hat; smaller: an error)."""
+    min_test: int = Field(30, ge=1)
+    """Fewest test molecules for a meaningful error estimate (smaller: an error)."""
 
     @model_validator(mode="after")
     def _check(self) -> SplitSpec:

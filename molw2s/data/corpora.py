@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
+from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS, InvalidSmiles, format_invalid, parse_smiles
 from molw2s.chem.standardize import StandardizeOptions
 from molw2s.data.locate import find_corpus_file, not_found_error
 from molw2s.data.registry import (
@@ -66,6 +66,7 @@ def load_corpus(
     strict: bool = False,
     download: bool = True,
     progress: bool = False,
+    max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS,
 ) -> Corpus:
     """Load a corpus by name (``nci5k``, ``guacamol[:train|valid|test|all]``, ``moses``) or path.
 
@@ -81,7 +82,7 @@ def load_corpus(
         raise ConfigError(f"asked for n={n} molecules but {path} has only {len(raw)} rows")
     order = np.arange(len(raw)) if n is None else np.random.default_rng(seed).permutation(len(raw))
     want = len(raw) if n is None else n
-    smiles, rows, invalid = _first_valid(raw, order, want, table, standardize, progress)
+    smiles, rows, invalid = _first_valid(raw, order, want, table, standardize, progress, max_heavy_atoms)
     if strict and invalid:
         raise DataError(f"strict mode: {format_invalid(invalid, len(rows) + len(invalid))}", path=path)
     if n is not None and len(smiles) < n:
@@ -119,6 +120,7 @@ def _first_valid(
     table: Columns,
     standardize: StandardizeOptions | None,
     progress: bool,
+    max_heavy_atoms: int | None,
 ) -> tuple[list[str], np.ndarray, list[InvalidSmiles]]:
     """Walk ``order`` in batches until ``want`` valid SMILES are found; rows are file rows."""
     smiles: list[str] = []
@@ -129,7 +131,9 @@ def _first_valid(
         need = want - len(smiles)
         batch = order[start : start + need + need // 10 + 8]
         start += len(batch)
-        parsed = parse_smiles([raw[i] for i in batch], standardize=standardize, progress=progress)
+        parsed = parse_smiles(
+            [raw[i] for i in batch], standardize=standardize, progress=progress, max_heavy_atoms=max_heavy_atoms
+        )
         cut = parsed.index[need - 1] if len(parsed.index) >= need else len(batch)
         for pos, text in zip(parsed.index[:need], parsed.smiles[:need]):
             smiles.append(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +52,16 @@ def load_corpus_spec(
         strict=strict,
         download=download,
         progress=progress,
+        max_heavy_atoms=spec.max_heavy_atoms,
     )
 
 
 def load_task_spec(
     spec: TaskSpec, *, data_dir: str | Path | None = None, strict: bool = False, download: bool = True
 ) -> Task:
-    """Load one configured task (columns and cleaning policies from ``spec``)."""
-    return load_task(
+    """Load one configured task (columns and cleaning policies from ``spec``), named by
+    :meth:`TaskSpec.display_name`."""
+    task = load_task(
         spec.name,
         data_dir=data_dir,
         smiles_col=spec.smiles_col,
@@ -69,7 +71,9 @@ def load_task_spec(
         strict=strict,
         duplicates=spec.duplicates,
         bad_labels=spec.bad_labels,
+        max_heavy_atoms=spec.max_heavy_atoms,
     )
+    return task if spec.label is None else replace(task, name=spec.label)
 
 
 def split_task(

@@ -121,3 +121,12 @@ def is_csv(path: str | Path) -> bool:
     """True for ``.csv`` and ``.csv.gz`` files (else the file is read as ``.smi``-style)."""
     name = Path(path).name.lower()
     return name.endswith((".csv", ".csv.gz"))
+
+
+def csv_stem(path: str | Path) -> str:
+    """A table file's name without ``.csv`` / ``.csv.gz`` / ``.smi`` (``data/my.csv.gz`` -> ``my``)."""
+    name = Path(path).name
+    for suffix in (".csv.gz", ".csv", ".smi.gz", ".smi", ".gz"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
+from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS, InvalidSmiles, format_invalid, parse_smiles
 from molw2s.chem.standardize import StandardizeOptions
 from molw2s.data.corpora import load_corpus
 from molw2s.data.curation import (
@@ -32,7 +32,7 @@ from molw2s.data.registry import (
     task_aliases,
     task_names,
 )
-from molw2s.data.tables import is_csv, read_csv_columns, read_header
+from molw2s.data.tables import csv_stem, is_csv, read_csv_columns, read_header
 from molw2s.errors import DataError
 
 
@@ -79,6 +79,17 @@ def list_tasks() -> list[str]:
     return [*task_names(), "csv"]
 
 
+@dataclass(frozen=True)
+class Cleaning:
+    """How a task's rows are cleaned: standardisation, size cap, strictness, policies."""
+
+    standardize: StandardizeOptions | None = None
+    max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS
+    strict: bool = False
+    duplicates: DuplicatePolicy = "keep"
+    bad_labels: BadLabelPolicy = "error"
+
+
 def load_task(
     name: str,
     *,
@@ -90,14 +101,18 @@ def load_task(
     strict: bool = False,
     duplicates: DuplicatePolicy = "keep",
     bad_labels: BadLabelPolicy = "error",
+    max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS,
 ) -> Task:
     """Load a task by name (``ESOL``, ``FreeSolv``, ``Lipop``, ``nci_logp`` ...) or CSV path.
 
-    Invalid SMILES are excluded and listed in ``Task.invalid`` (``strict`` raises instead).
-    A label that is not a finite number raises :class:`DataError` naming file, row and
-    column (``bad_labels="drop"`` excludes and lists it instead). Duplicate molecules
-    (same canonical SMILES) are listed and handled by ``duplicates``.
+    Invalid SMILES, and molecules with more than ``max_heavy_atoms`` heavy atoms, are
+    excluded and listed in ``Task.invalid`` (``strict`` raises instead). A label that is
+    not a finite number raises :class:`DataError` naming file, row and column
+    (``bad_labels="drop"`` excludes and lists it instead). Duplicate molecules (same
+    canonical SMILES) are listed and handled by ``duplicates``. A CSV task is named after
+    its file's stem (``data/my.csv`` -> ``my``).
     """
+    cleaning = Cleaning(standardize, max_heavy_atoms, strict, duplicates, bad_labels)
     key = lookup_name(name, task_names(), task_aliases())
     path = Path(name).expanduser()
     if key is None and (path.is_file() or is_csv(path)):
@@ -106,45 +121,31 @@ def load_task(
         header = read_header(path)
         smiles_col = smiles_col or _guess_smiles_col(header, path)
         label_col = label_col or _guess_label_col(header, smiles_col, path)
-        return _from_file(path.name, path, "", smiles_col, label_col, standardize, strict, duplicates, bad_labels)
+        return _from_file(csv_stem(path), path, "", smiles_col, label_col, cleaning)
     key = key or resolve_name(name, task_names(), task_aliases(), "task")
     if key in DEMO_TASKS:
-        return _demo_task(key, standardize, strict, duplicates)
+        return _demo_task(key, cleaning)
     source = TASK_SOURCES[key]
     path = find_task_file(source, data_dir, download)
-    return _from_file(
-        key,
-        path,
-        source.description,
-        smiles_col or source.smiles_col,
-        label_col or source.label_col,
-        standardize,
-        strict,
-        duplicates,
-        bad_labels,
-    )
+    columns = (smiles_col or source.smiles_col, label_col or source.label_col)
+    return _from_file(key, path, source.description, *columns, cleaning)
 
 
-def _from_file(
-    name: str,
-    path: Path,
-    description: str,
-    smiles_col: str,
-    label_col: str,
-    standardize: StandardizeOptions | None,
-    strict: bool,
-    duplicates: DuplicatePolicy,
-    bad_label_policy: BadLabelPolicy,
-) -> Task:
+def _from_file(name: str, path: Path, description: str, smiles_col: str, label_col: str, cleaning: Cleaning) -> Task:
     table = read_csv_columns(path, [smiles_col, label_col])
     lines = table.lines
-    parsed = parse_smiles(table.values[smiles_col], standardize=standardize, source=str(path))
+    parsed = parse_smiles(
+        table.values[smiles_col],
+        standardize=cleaning.standardize,
+        source=str(path),
+        max_heavy_atoms=cleaning.max_heavy_atoms,
+    )
     invalid = [replace(item, line=lines[item.row]) for item in parsed.invalid]
-    if strict and invalid:
+    if cleaning.strict and invalid:
         raise DataError(f"strict mode: {format_invalid(invalid, len(table))}", path=path, column=smiles_col)
     y_all, bad = parse_labels(table.values[label_col])
     bad = [replace(item, line=lines[item.row]) for item in bad]
-    if bad and bad_label_policy == "error":
+    if bad and cleaning.bad_labels == "error":
         first = bad[0]
         more = f" ({len(bad) - 1} more bad label(s); bad_labels='drop' excludes them)" if len(bad) > 1 else ""
         raise DataError(
@@ -168,15 +169,17 @@ def _from_file(
         invalid=invalid,
         bad_labels=bad,
     )
-    return _resolve_duplicates(task, duplicates)
+    return _resolve_duplicates(task, cleaning.duplicates)
 
 
-def _demo_task(key: str, standardize: StandardizeOptions | None, strict: bool, duplicates: DuplicatePolicy) -> Task:
+def _demo_task(key: str, cleaning: Cleaning) -> Task:
     from rdkit import Chem
     from rdkit.Chem import Descriptors
 
     descriptor, description = DEMO_TASKS[key]
-    corpus = load_corpus("nci5k", standardize=standardize, strict=strict)
+    corpus = load_corpus(
+        "nci5k", standardize=cleaning.standardize, strict=cleaning.strict, max_heavy_atoms=cleaning.max_heavy_atoms
+    )
     fn = getattr(Descriptors, descriptor)
     task = Task(
         name=key,
@@ -190,7 +193,7 @@ def _demo_task(key: str, standardize: StandardizeOptions | None, strict: bool, d
         description=description,
         invalid=corpus.invalid,
     )
-    return _resolve_duplicates(task, duplicates)
+    return _resolve_duplicates(task, cleaning.duplicates)
 
 
 def _resolve_duplicates(task: Task, policy: DuplicatePolicy) -> Task:

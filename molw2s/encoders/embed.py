@@ -19,7 +19,6 @@ length-sorted batches, and returned in the input order.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import numpy as np
 
 from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder
 from molw2s.errors import ConfigError
-from molw2s.io import cache_dir, content_hash, file_digest, load_npy, save_npy_atomic, write_json_atomic
+from molw2s.io import cache_dir, content_hash, file_digest, load_npy_checked, save_npy_checked
 
 if TYPE_CHECKING:
     import torch
@@ -228,14 +227,16 @@ def compute_task_embedding(
 
     The cache key hashes the encoder's identity (for checkpoints: digests of weights,
     config and tokenizer, and the pooling and layer), the task file's digest and the
-    task's molecules. A sidecar JSON records the spec, shape and anything counted.
+    task's molecules. A sidecar JSON, written last, records the spec, shape, anything
+    counted and the array's sha256; a cached array that does not match it is moved aside
+    and recomputed.
     """
     identity = encoder.identity()
     key = content_hash("embedding-v1", identity, task.name, file_digest(task.source, "sha256"), task.smiles)
     path = embedding_cache_path(key)
-    info_path = path.with_suffix(".json")
-    if cache and path.is_file() and info_path.is_file():
-        return TaskEmbedding(load_npy(path), path, True, json.loads(info_path.read_text()))
+    cached = load_npy_checked(path) if cache else None
+    if cached is not None:
+        return TaskEmbedding(cached[0], path, True, cached[1])
     values = encoder.encode(task.smiles, progress=progress)
     info = {
         "encoder": encoder.name,
@@ -247,8 +248,7 @@ def compute_task_embedding(
     }
     if not cache:
         return TaskEmbedding(values, None, False, info)
-    save_npy_atomic(path, values)
-    write_json_atomic(info_path, info)
+    save_npy_checked(path, values, info)
     return TaskEmbedding(values, path, False, info)
 
 

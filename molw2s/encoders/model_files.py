@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from molw2s.encoders.tokenizer import load_tokenizer, save_tokenizer
 from molw2s.errors import MolW2SError
+from molw2s.io import MANIFEST, verify_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -47,13 +48,18 @@ def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTr
     """Model (in eval mode) and tokenizer of a model directory.
 
     ``MolBertForPretraining.from_pretrained`` with transformers' warnings silenced; a
-    MolW2SError names the directory if any weight is missing, unexpected or misshapen.
+    MolW2SError names the directory if its files do not match the manifest molw2s wrote
+    with them, or if any weight is missing, unexpected or misshapen.
     """
     from molw2s.encoders.model import MolBertForPretraining
 
     directory = Path(directory)
     if not (directory / MODEL_FILE).is_file():
         raise MolW2SError(f"{directory}: no {MODEL_FILE} (not a model directory, or training did not finish)")
+    if (directory / MANIFEST).is_file():  # written by molw2s: the files must match it
+        problem = verify_dir(directory)
+        if problem is not None:
+            raise MolW2SError(f"{directory}: corrupt model ({problem}); retrain it (molw2s pretrain) or restore it")
     with quiet_transformers():
         loaded = MolBertForPretraining.from_pretrained(str(directory), output_loading_info=True)
     # with output_loading_info=True, from_pretrained returns (model, info); its annotation says model only

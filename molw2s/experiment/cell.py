@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from molw2s.data.config import SplitSpec
 from molw2s.data.prepare import TaskSplit, split_task_seeds
 from molw2s.data.tasks import Task
+from molw2s.errors import DataError
 from molw2s.experiment.config import CellSettings
 from molw2s.theory.baselines import linear_cka
 from molw2s.theory.predictor import PredictorConfig, predict_from_operators
@@ -45,8 +47,31 @@ class CellSplit:
 
 def task_cell_splits(task: Task, settings: CellSettings, data_dir: str | Path | None = None) -> list[CellSplit]:
     """One :class:`CellSplit` per seed of ``settings.splits`` (split files map onto the
-    task's molecules, see :func:`molw2s.data.prepare.split_task`)."""
-    return [CellSplit.from_task_split(p) for p in split_task_seeds(task, settings.splits, data_dir=data_dir)]
+    task's molecules, see :func:`molw2s.data.prepare.split_task`), each checked against
+    the minimum sizes."""
+    splits = [CellSplit.from_task_split(p) for p in split_task_seeds(task, settings.splits, data_dir=data_dir)]
+    for split in splits:
+        check_cell_sizes(split, settings.splits, f"{task.name}, seed {split.seed}")
+    return splits
+
+
+def check_cell_sizes(split: CellSplit, spec: SplitSpec, where: str) -> None:
+    """A DataError when D_w, D_s or the test part is smaller than ``spec``'s minimum sizes:
+    numbers computed from a handful of molecules cannot mean anything."""
+    small = [
+        f"{part} has {n} molecules (splits.{key} = {minimum})"
+        for part, n, key, minimum in (
+            ("D_w", len(split.weak), "min_weak", spec.min_weak),
+            ("D_s", len(split.strong), "min_strong", spec.min_strong),
+            ("the test part", len(split.test), "min_test", spec.min_test),
+        )
+        if n < minimum
+    ]
+    if small:
+        raise DataError(
+            f"{where}: {'; '.join(small)}. Results this small cannot mean anything: use a larger task "
+            "or other split fractions, or lower the minimum if you know what you are doing."
+        )
 
 
 def rule_label(config: PredictorConfig) -> str:

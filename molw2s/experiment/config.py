@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from molw2s.config import StrictModel, load_config
+from molw2s.config import SAFE_NAME, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
@@ -83,7 +83,7 @@ class ExperimentConfig(CellSettings):
     :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=SAFE_NAME)
     run_dir: Path | None = None  # default: runs/<name>
     data_dir: Path | None = None  # task files; default: $MOLW2S_DATA_DIR / cache
     family: Path | None = None  # a family YAML, relative to this config's folder
@@ -101,6 +101,23 @@ class ExperimentConfig(CellSettings):
         if isinstance(tasks, list):
             return [{"name": t} if isinstance(t, str) else t for t in tasks]
         return tasks
+
+    @model_validator(mode="after")
+    def _tasks_are_distinct(self) -> ExperimentConfig:
+        seen: dict[tuple[str, ...], str] = {}
+        names: dict[str, str] = {}
+        for spec in self.tasks:
+            if spec.identity() in seen:
+                raise ValueError(f"task {spec.name!r} is listed twice (same file, columns and cleaning settings)")
+            seen[spec.identity()] = spec.name
+            shown = spec.display_name()
+            if shown in names:
+                raise ValueError(
+                    f"tasks {names[shown]!r} and {spec.name!r} would both be reported as {shown!r}; "
+                    "give one of them a distinct label: (e.g. {name: ..., label: my_task_b})"
+                )
+            names[shown] = spec.name
+        return self
 
     @model_validator(mode="after")
     def _weak_differs_from_strong(self) -> ExperimentConfig:

@@ -4,23 +4,29 @@ check, figures, and ``report.md`` / ``report.html`` with ``results.json`` and CS
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.document import Document
 from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
 from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
-from molw2s.io import atomic_path, write_json_atomic, write_text_atomic
+from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_atomic
 
 PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
 MEASURED = ("err_w2s", "predgap", "pgr", "gain")
 #: the paper's claim "holds" on a task when M's Spearman rho with Err_w2s is at least this
 #: and its bootstrap interval excludes zero (documented in docs/experiment.md)
 STRONG_RHO = 0.5
+#: fewer weak models than this: correlations are reported, with a warning and no verdict
+MIN_MODELS_FOR_VERDICT = 5
+
+log = logging.getLogger(__name__)
 
 
 def cells_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -74,14 +80,25 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
         }
         for c in corr:
             rec[f"rho({c.predictor}, Err_w2s)"] = c.value
-            rec[f"CI {c.predictor}"] = f"[{c.ci_low:.2f}, {c.ci_high:.2f}]"
+            rec[f"CI {c.predictor}"] = interval_text(c.ci_low, c.ci_high)
         records.append(rec)
     frame: pd.DataFrame = pd.DataFrame(records)
     return frame
 
 
+def interval_text(low: float, high: float) -> str:
+    """``[low, high]``, or ``no interval`` when the bootstrap could not give one."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no interval"
+    return f"[{low:.2f}, {high:.2f}]"
+
+
 def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
-    """A plain-language reading of one task's headline numbers against the paper's claim."""
+    """A plain-language reading of one task's headline numbers against the paper's claim.
+
+    With fewer than :data:`MIN_MODELS_FOR_VERDICT` weak models there is no verdict: a
+    rank correlation over so few points cannot support or refute anything.
+    """
 
     def pick(pred: str, meas: str) -> pd.Series:
         sel = corr[(corr.predictor == pred) & (corr.measured == meas) & (corr.method == "spearman")]
@@ -89,16 +106,21 @@ def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
         return row
 
     m_err, m_gap = pick("M", "err_w2s"), pick("M", "predgap")
-    holds = m_err.value >= STRONG_RHO and m_err.ci_low > 0
-    verdict = (
-        "consistent with the paper's claim (strongly positive, interval above zero)"
-        if holds
-        else "not the strongly positive correlation the paper reports"
-    )
+    n_models = int(m_err.n_models)
+    if n_models < MIN_MODELS_FOR_VERDICT:
+        log.warning("%s: only %d weak models; no verdict (at least %d needed)", task, n_models, MIN_MODELS_FOR_VERDICT)
+        verdict = (
+            f"no verdict: a correlation over {n_models} weak models cannot support or refute the claim "
+            f"(at least {MIN_MODELS_FOR_VERDICT} are needed)"
+        )
+    elif m_err.value >= STRONG_RHO and m_err.ci_low > 0:
+        verdict = "consistent with the paper's claim (strongly positive, interval above zero)"
+    else:
+        verdict = "not the strongly positive correlation the paper reports"
     text = (
-        f"On {task}, across {int(m_err.n_models)} weak models, M's Spearman correlation with Err_w2s is "
-        f"{m_err.value:.2f} (95% CI [{m_err.ci_low:.2f}, {m_err.ci_high:.2f}]) and with the measured PredGap "
-        f"{m_gap.value:.2f} ([{m_gap.ci_low:.2f}, {m_gap.ci_high:.2f}]): {verdict}. "
+        f"On {task}, across {n_models} weak models, M's Spearman correlation with Err_w2s is "
+        f"{m_err.value:.2f} (95% CI {interval_text(m_err.ci_low, m_err.ci_high)}) and with the measured PredGap "
+        f"{m_gap.value:.2f} ({interval_text(m_gap.ci_low, m_gap.ci_high)}): {verdict}. "
     )
     best = corr[(corr.measured == "err_w2s") & (corr.method == "spearman")].sort_values("value", ascending=False)
     if len(best):
@@ -141,7 +163,9 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
             "predgap_check": theory_check_scatter(part, title=f"{task}:"),
             "pgr": pgr_bars(part, title=f"{task}:"),
         }
-        paths = {name: save_figure(fig, fig_dir / f"{task}_{name}")[0] for name, fig in figures.items()}
+        paths = {
+            name: save_figure(fig, fig_dir / f"{safe_filename(str(task))}_{name}")[0] for name, fig in figures.items()
+        }
         _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paths, out_dir)
         results["tasks"][task] = {
             "n_cells": len(part),
@@ -152,7 +176,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
             "interpretation": interpret(str(task), corr, check_rho),
             "figures": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
         }
-        _write_csv(summary, out_dir / f"{task}_weak_models.csv")
+        _write_csv(summary, out_dir / f"{safe_filename(str(task))}_weak_models.csv")
     _write_csv(pd.concat(all_corr, ignore_index=True), out_dir / "correlations.csv")
     write_json_atomic(out_dir / "results.json", results)
     write_text_atomic(out_dir / "report.md", doc.to_markdown())
@@ -201,7 +225,7 @@ def _task_section(
     doc.table(summary)
     doc.heading("Correlations of predictors with measured quantities (Spearman, CI)", 3)
     sp = corr[corr.method == "spearman"].copy()
-    sp["rho [CI]"] = [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
+    sp["rho [CI]"] = [f"{v:.2f} {interval_text(lo, hi)}" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
     doc.table(sp.pivot(index="predictor", columns="measured", values="rho [CI]").reset_index())
     doc.paragraph("Kendall and Pearson correlations with their intervals are in correlations.csv and results.json.")
     doc.image(

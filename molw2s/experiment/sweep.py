@@ -2,14 +2,14 @@
 
 Each cell is :func:`molw2s.experiment.cell.run_cell`. Its result is a JSON file named by
 a content hash of everything that produced it (the two representations' bytes, labels,
-indices and settings), written atomically: a rerun skips finished cells, a killed sweep
-resumes where it stopped.
+indices and settings), written atomically with a digest of its content: a rerun skips
+finished cells, a killed sweep resumes where it stopped, and a cell file that is
+truncated, empty or altered is moved aside and recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
-from molw2s.io import content_hash, write_json_atomic
+from molw2s.io import content_hash, read_json_checked, safe_filename, write_json_checked
 
 CELL_VERSION = "w2s-cell-v2"
 
@@ -70,9 +70,10 @@ def sweep_task(
     bar = tqdm(jobs, desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
     for split, weak in bar:
         key = cell_key(task_name, weak, config.strong, (digests[weak], digests[config.strong], y_digest), split, config)
-        path = cells_dir / f"{task_name}.{weak}.seed{split.seed}.{key}.json"
-        if path.is_file():
-            row = json.loads(path.read_text())
+        path = cells_dir / f"{safe_filename(task_name)}.{safe_filename(weak)}.seed{split.seed}.{key}.json"
+        cached = read_json_checked(path)
+        if cached is not None and cached.get("cell") == key:
+            row = cached
         else:
             row = run_cell(
                 representations[weak],
@@ -91,6 +92,6 @@ def sweep_task(
                 n_split_rows_dropped=split.n_dropped,
                 cell=key,
             )
-            write_json_atomic(path, row)
+            write_json_checked(path, row)
         rows.append(row)
     return rows

@@ -8,7 +8,6 @@ Problems are counted and reported in :class:`DataReport`, never dropped silently
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from molw2s.data.prepare import load_corpus_spec
 from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
 from molw2s.encoders.tokenizer import SPECIAL_TOKENS, build_vocab, encode_smiles, make_tokenizer
 from molw2s.errors import DataError
-from molw2s.io import cache_dir, content_hash, load_npy, save_npy_atomic, write_json_atomic
+from molw2s.io import cache_dir, content_hash, load_npy_checked, save_npy_checked
 from molw2s.pretraining.config import PretrainingDataConfig
 
 if TYPE_CHECKING:
@@ -234,21 +233,21 @@ def _physchem_targets(
 def cached_descriptors(
     smiles: list[str], *, n_jobs: int | None = None, progress: bool = True
 ) -> tuple[np.ndarray, list[str], dict[str, int]]:
-    """RDKit descriptors of ``smiles`` (float32), cached under ``cache_dir()/descriptors``."""
+    """RDKit descriptors of ``smiles`` (float32), cached under ``cache_dir()/descriptors``
+    (checked on read: a corrupt cache is moved aside and recomputed)."""
     import rdkit
 
     names = descriptor_names()
     key = content_hash("rdkit-descriptors", rdkit.__version__, names, smiles)
     path = cache_dir() / "descriptors" / f"{key}.npy"
-    info = path.with_suffix(".json")
-    if path.is_file() and info.is_file():
-        return load_npy(path), names, json.loads(info.read_text())["n_nonfinite"]
+    cached = load_npy_checked(path)
+    if cached is not None:
+        return cached[0], names, cached[1]["n_nonfinite"]
     jobs = n_jobs or min(4, os.cpu_count() or 1)
     table = compute_descriptors(smiles, progress=progress, n_jobs=jobs)
     if table.failed_rows:  # the corpus loader already dropped unparsable SMILES
         raise DataError(
             f"descriptors failed for {len(table.failed_rows)} molecules, e.g. {smiles[table.failed_rows[0]]!r}"
         )
-    save_npy_atomic(path, table.values)
-    write_json_atomic(info, {"n_nonfinite": table.n_nonfinite, "names": names})
+    save_npy_checked(path, table.values, {"n_nonfinite": table.n_nonfinite, "names": names})
     return table.values, names, table.n_nonfinite

@@ -110,7 +110,7 @@ def pretrain_family(
     status: dict[str, str] = {}
     for member in chosen:
         config_hash = member_config_hash(family, member, data.fingerprint)
-        if is_finished(root / member.name, config_hash):
+        if is_finished(root / member.name, config_hash, member.snapshots):
             log.info("%s: already finished, skipped", member.name)
             status[member.name] = "finished earlier"
             continue

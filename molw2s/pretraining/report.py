@@ -14,7 +14,7 @@ def print_results(result: FamilyResult) -> None:
     if not console.is_terminal:  # pipes and logs get 80 columns by default: too narrow
         console.width = max(console.width, 110)
     for line in result.data_report:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     table = Table(title=f"held-out masked-token prediction ({result.run_dir})")
     for col in ("model", "role", "params", "steps", "accuracy", "MLM loss", "PhysChem R^2", "status"):
         table.add_column(col, justify="left" if col in ("model", "role", "status") else "right", no_wrap=True)

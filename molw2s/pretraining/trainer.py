@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from molw2s.encoders.model_files import save_model
 from molw2s.encoders.padding import pad_batch
 from molw2s.encoders.tokenizer import SPECIAL_TOKENS, encode_smiles
 from molw2s.errors import ConfigError
-from molw2s.io import read_manifest, verify_dir, write_json_atomic, write_verified_dir
+from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.pretraining.config import MemberConfig, TrainConfig
@@ -137,13 +137,28 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
-def is_finished(member_dir: str | Path, config_hash: str) -> bool:
-    """True when the member's final model is complete and was trained with ``config_hash``.
+def is_finished(member_dir: str | Path, config_hash: str, snapshots: Sequence[int] = ()) -> bool:
+    """True when the member's final model and every snapshot are complete and intact, and
+    were trained with ``config_hash``.
 
-    A completion marker from a different configuration is an error, not a silent rerun.
+    A model directory that does not match its manifest is moved aside (reported once) and
+    the member counts as unfinished, so it is trained again (deterministically: the same
+    weights). A completion marker from a different configuration is an error, not a
+    silent rerun.
     """
-    marker = Path(member_dir) / COMPLETE
-    if not marker.is_file() or verify_dir(Path(member_dir) / "final") is not None:
+    member_dir = Path(member_dir)
+    marker = member_dir / COMPLETE
+    if not marker.is_file():
+        return False
+    models = [member_dir / "final", *(member_dir / "snapshots" / ckpt.step_dir_name(s) for s in snapshots)]
+    damaged = [(path, verify_dir(path)) for path in models]
+    damaged = [(path, why) for path, why in damaged if why is not None]
+    if damaged:
+        for path, why in damaged:
+            if path.exists():
+                quarantine(path, why or "")
+        marker.unlink()
+        log.warning("%s: %d model(s) missing or corrupt; training the member again", member_dir.name, len(damaged))
         return False
     done = json.loads(marker.read_text())
     if done.get("config_hash") != config_hash:

@@ -19,8 +19,7 @@ def as_matrix(H: np.ndarray, name: str, *, path: str | Path | None = None, min_r
     arr = np.asarray(H)
     if arr.ndim != 2:
         raise DataError(f"{name} must be a 2-D array (rows x features), got shape {arr.shape}", path=path)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{name} must be numeric, got dtype {arr.dtype}", path=path)
+    _check_real(arr, name, path)
     if arr.shape[0] < min_rows:
         raise DataError(f"{name} needs at least {min_rows} rows, got {arr.shape[0]}", path=path)
     if arr.shape[1] < 1:
@@ -37,8 +36,7 @@ def as_vector(y: np.ndarray, name: str, *, n_rows: int | None = None, path: str 
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise DataError(f"{name} must be a 1-D array of labels, got shape {arr.shape}", path=path)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{name} must be numeric, got dtype {arr.dtype}", path=path)
+    _check_real(arr, name, path)
     if n_rows is not None and arr.shape[0] != n_rows:
         raise DataError(f"{name} has {arr.shape[0]} rows but the representation has {n_rows}", path=path)
     arr = arr.astype(np.float64, copy=False)
@@ -63,6 +61,14 @@ def check_beta(beta: float, name: str = "beta", *, allow_zero: bool = False) -> 
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be finite and {bound}, got {beta!r}")
     return value
+
+
+def _check_real(arr: np.ndarray, name: str, path: str | Path | None) -> None:
+    """Real numbers only: complex values would lose their imaginary part silently."""
+    if np.iscomplexobj(arr):
+        raise DataError(f"{name} holds complex numbers (dtype {arr.dtype}); give real-valued data", path=path)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{name} must be numeric, got dtype {arr.dtype}", path=path)
 
 
 def _check_finite(arr: np.ndarray, name: str, path: str | Path | None) -> None:
