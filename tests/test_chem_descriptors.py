@@ -55,8 +55,8 @@ def test_fill_nonfinite_known_answer():
 
 def test_parallel_equals_serial():
     smiles = ["CCO", "c1ccccc1", "CCN(CC)CC", "OC(=O)c1ccccc1", "xx", "C1CCCCC1"] * 3
-    serial = compute_descriptors(smiles, chunk_size=4)
-    parallel = compute_descriptors(smiles, n_jobs=2, chunk_size=4)
+    serial = compute_descriptors(smiles)
+    parallel = compute_descriptors(smiles, n_jobs=2)
     np.testing.assert_array_equal(serial.values, parallel.values)
     assert serial.failed_rows == parallel.failed_rows == [4, 10, 16]
 
@@ -64,3 +64,16 @@ def test_parallel_equals_serial():
 def test_empty_input():
     table = compute_descriptors([])
     assert table.values.shape == (0, len(descriptor_names())) and table.failed_rows == []
+
+
+def test_a_molecule_over_the_time_limit_is_skipped_not_waited_for():
+    import time
+
+    slow = "C" * 300  # RDKit's Ipc makes a long chain take over a second
+    start = time.perf_counter()
+    table = compute_descriptors(["CCO", slow, "c1ccccc1"], timeout=0.3)
+    assert table.timed_out == [1] and table.failed_rows == [1]
+    assert np.isfinite(table.values).all() and "time limit" in table.report()
+    assert time.perf_counter() - start < 30
+    again = compute_descriptors(["CCO", "c1ccccc1"], timeout=0.3)  # small molecules: in-process, no limit hit
+    np.testing.assert_array_equal(again.values, table.values[[0, 2]])

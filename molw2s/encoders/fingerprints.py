@@ -119,8 +119,14 @@ class RDKitDescriptorEncoder:
         from molw2s.chem.descriptors import compute_descriptors
 
         _mols(smiles)  # a clear error naming the row, before the long computation
-        values = compute_descriptors(list(smiles), progress=progress).values
-        return values if self.raw else signed_log1p(values)
+        table = compute_descriptors(list(smiles), progress=progress)
+        if table.timed_out:
+            rows = table.timed_out
+            raise DataError(
+                f"RDKit descriptors of {len(rows)} molecule(s) exceeded the time limit, e.g. row {rows[0]} "
+                f"({smiles[rows[0]][:60]!r}); exclude such molecules with a lower max_heavy_atoms in the task spec"
+            )
+        return table.values if self.raw else signed_log1p(table.values)
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:

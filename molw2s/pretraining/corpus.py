@@ -245,9 +245,10 @@ def cached_descriptors(
         return cached[0], names, cached[1]["n_nonfinite"]
     jobs = n_jobs or min(4, os.cpu_count() or 1)
     table = compute_descriptors(smiles, progress=progress, n_jobs=jobs)
-    if table.failed_rows:  # the corpus loader already dropped unparsable SMILES
+    if table.failed_rows:  # the corpus loader already dropped unparsable SMILES: these timed out
         raise DataError(
-            f"descriptors failed for {len(table.failed_rows)} molecules, e.g. {smiles[table.failed_rows[0]]!r}"
+            f"descriptors failed or exceeded the time limit for {len(table.failed_rows)} molecules, "
+            f"e.g. {smiles[table.failed_rows[0]][:60]!r}; lower data.corpus.max_heavy_atoms to exclude such molecules"
         )
     save_npy_checked(path, table.values, {"n_nonfinite": table.n_nonfinite, "names": names})
     return table.values, names, table.n_nonfinite
