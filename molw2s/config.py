@@ -8,12 +8,13 @@ valid ones.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from molw2s.errors import ConfigError
 
@@ -22,6 +23,19 @@ M = TypeVar("M", bound=BaseModel)
 #: names that become file or folder names (run, family, member, task label): letters,
 #: digits, ``_ . -``, not starting with a dot (so no ``.`` / ``..``), at most 100 characters
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+
+
+def _check_safe_name(value: str) -> str:
+    if not re.match(SAFE_NAME, value):
+        raise ValueError(
+            "must be a plain name (letters, digits, '_', '.', '-', not starting with a dot, at most 100 "
+            "characters): it names a file or folder"
+        )
+    return value
+
+
+#: a string field that names a file or folder (see :data:`SAFE_NAME`)
+SafeName = Annotated[str, AfterValidator(_check_safe_name)]
 
 
 class StrictModel(BaseModel):

@@ -215,6 +215,9 @@ def test_cli_failures_are_one_line_without_markup_or_traceback(tmp_path):
     unwritable = _molw2s("run", "c.yaml", "strict=false", "--run-dir", "blocker/run", cwd=tmp_path)
     assert unwritable.returncode == 1 and "Traceback" not in unwritable.stderr
     assert "blocker" in unwritable.stderr and len(unwritable.stderr.strip().splitlines()) == 1, unwritable.stderr
+    yaml_error = _molw2s("run", "c.yaml", "splits.seeds=[0,", cwd=tmp_path).stderr
+    assert yaml_error.count("\n") == 1 and "not valid YAML" in yaml_error  # one line, not wrapped
+    assert "plain name" in _molw2s("run", "c.yaml", "name=..", cwd=tmp_path).stderr
     debug = subprocess.run(
         [sys.executable, "-m", "molw2s.cli", "--debug", "run", "c.yaml", "splits.seeds=[0,"],
         capture_output=True,

@@ -68,7 +68,9 @@ def main() -> None:
     except Exception as exc:
         if _OPTIONS["debug"] or os.environ.get("MOLW2S_DEBUG"):
             raise
-        err_console.print(Text("error: ", style="bold red") + Text(describe_error(exc)), highlight=False)
+        err_console.print(
+            Text("error: ", style="bold red") + Text(describe_error(exc)), highlight=False, soft_wrap=True
+        )
         sys.exit(2 if isinstance(exc, MolW2SError) else 1)
 
 

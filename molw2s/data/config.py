@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS
 from molw2s.chem.standardize import StandardizeOptions
-from molw2s.config import SAFE_NAME, StrictModel
+from molw2s.config import SafeName, StrictModel
 from molw2s.data.curation import BadLabelPolicy, DuplicatePolicy
 from molw2s.data.registry import lookup_name, task_aliases, task_names
 from molw2s.data.splits import check_fractions
@@ -42,7 +42,7 @@ class TaskSpec(StrictModel):
 
     name: str
     """ESOL, FreeSolv, Lipop, nci_logp, nci_tpsa, nci_mr, or a path to a CSV file."""
-    label: str | None = Field(default=None, pattern=SAFE_NAME)
+    label: SafeName | None = None
     """Display name in results (default: the registry name, or the CSV file's stem)."""
     smiles_col: str | None = None
     label_col: str | None = None

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from molw2s.config import SAFE_NAME, StrictModel, load_config
+from molw2s.config import SafeName, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
@@ -83,7 +83,7 @@ class ExperimentConfig(CellSettings):
     :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
     """
 
-    name: str = Field(pattern=SAFE_NAME)
+    name: SafeName
     run_dir: Path | None = None  # default: runs/<name>
     data_dir: Path | None = None  # task files; default: $MOLW2S_DATA_DIR / cache
     family: Path | None = None  # a family YAML, relative to this config's folder

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from molw2s.config import SAFE_NAME, StrictModel, build_model, load_config
+from molw2s.config import SafeName, StrictModel, build_model, load_config
 from molw2s.data.config import CorpusSpec
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.errors import ConfigError
@@ -72,7 +72,7 @@ class TrainConfig(StrictModel):
 class MemberConfig(StrictModel):
     """One model of the family: a size, a number of steps, and named snapshots."""
 
-    name: str = Field(pattern=SAFE_NAME)
+    name: SafeName
     model: ModelSizeConfig
     steps: int = Field(ge=1)
     snapshots: list[int] = Field(default_factory=list)  # steps exported as "<name>@<step>"
@@ -91,7 +91,7 @@ class MemberConfig(StrictModel):
 class FamilyConfig(StrictModel):
     """A weak family and a strong model pretrained on the same data and vocabulary."""
 
-    name: str = Field(pattern=SAFE_NAME)
+    name: SafeName
     strong: str  # the member name of the strong model
     data: PretrainingDataConfig = Field(default_factory=PretrainingDataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
