@@ -142,3 +142,22 @@ def test_shipped_configs_validate_and_name_real_models(name):
     config = load_experiment_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
     specs = resolve_encoders(config)  # every weak / strong name is a family member or a featuriser
     assert len(config.weak) >= 8 and set(specs) == {config.strong, *config.weak}
+
+
+def test_two_fresh_runs_give_identical_results_and_report_prints_them(experiment_yaml, tmp_path, monkeypatch):
+    results = []
+    for i in range(2):  # fresh run directory and fresh cache: pretraining, embeddings, cells all redone
+        monkeypatch.setenv("MOLW2S_DATA_DIR", str(tmp_path / f"cache{i}"))
+        config = load_experiment_config(experiment_yaml, [f"run_dir={tmp_path / f'fresh{i}'}"])
+        results.append(run_experiment(config, progress=False))
+    first, second = ({k: v for k, v in r.items() if k != "config"} for r in results)
+    assert first == second  # every number, bit for bit (CPU)
+    assert first["provenance"]["molw2s_version"]
+    out = CliRunner().invoke(app, ["report", str(tmp_path / "fresh0"), "--markdown"])
+    assert out.exit_code == 0, out.output
+    rho = next(
+        c
+        for c in first["tasks"]["nci_tpsa"]["correlations"]
+        if c["predictor"] == "M" and c["measured"] == "err_w2s" and c["method"] == "spearman"
+    )
+    assert f"| nci_tpsa | 3 | {rho['value']:.2f} " in out.output and "commit" in out.output

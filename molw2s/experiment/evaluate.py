@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.document import Document
 from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
 from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
+from molw2s.experiment.summary import interval_text, provenance
 from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_atomic
 
 PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
@@ -86,13 +86,6 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
     return frame
 
 
-def interval_text(low: float, high: float) -> str:
-    """``[low, high]``, or ``no interval`` when the bootstrap could not give one."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "no interval"
-    return f"[{low:.2f}, {high:.2f}]"
-
-
 def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
     """A plain-language reading of one task's headline numbers against the paper's claim.
 
@@ -144,7 +137,12 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
     ev = config.evaluation
     doc = Document(f"molw2s report: {config.name}")
     doc.paragraph(_setup_text(config, cells))
-    results: dict[str, Any] = {"name": config.name, "config": config.model_dump(mode="json"), "tasks": {}}
+    results: dict[str, Any] = {
+        "name": config.name,
+        "provenance": provenance(),
+        "config": config.model_dump(mode="json"),
+        "tasks": {},
+    }
     all_corr = []
     for task, part in cells.groupby("task", sort=False):
         corr = correlations_frame(

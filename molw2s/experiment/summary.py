@@ -1,0 +1,81 @@
+"""What a finished run reports in one place: provenance, and the headline table that the
+docs quote (``molw2s report RUN_DIR --markdown`` prints it from ``results.json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from molw2s import __version__
+from molw2s.errors import DataError
+
+#: the (predictor, measured) Spearman correlations of the headline table, in column order
+HEADLINE = (
+    ("M", "err_w2s", "M vs Err_w2s"),
+    ("M", "predgap", "M vs PredGap"),
+    ("predgap_hat", "err_w2s", "PredGap_hat vs Err_w2s"),
+    ("err_w", "err_w2s", "Err_w vs Err_w2s"),
+)
+
+
+def provenance() -> dict[str, Any]:
+    """The molw2s version and, when the package runs from a git checkout, its commit
+    (``+dirty`` when files differ from it): what produced a run's numbers."""
+    source = Path(__file__).resolve().parents[2]
+    commit = _git(source, "rev-parse", "--short", "HEAD")
+    if commit is not None and _git(source, "status", "--porcelain", "--untracked-files=no", "--", "molw2s"):
+        commit += "+dirty"
+    return {"molw2s_version": __version__, "git_commit": commit}
+
+
+def load_results(run_dir: str | Path) -> dict[str, Any]:
+    """``results.json`` of a run: ``RUN_DIR/report/results.json`` (or ``RUN_DIR/results.json``)."""
+    run_dir = Path(run_dir)
+    for path in (run_dir / "report" / "results.json", run_dir / "results.json"):
+        if path.is_file():
+            results: dict[str, Any] = json.loads(path.read_text())
+            return results
+    raise DataError(f"no results.json in {run_dir} or {run_dir / 'report'}: has `molw2s run` finished there?")
+
+
+def headline_markdown(results: dict[str, Any]) -> str:
+    """The Markdown table of Spearman correlations across weak models (with intervals) per
+    task, the PredGap_hat-vs-PredGap check, and the provenance line."""
+    header = ["task", "weak models", *(label for _, _, label in HEADLINE), "PredGap_hat vs PredGap (all cells)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task, res in results["tasks"].items():
+        corr = {(c["predictor"], c["measured"]): c for c in res["correlations"] if c["method"] == "spearman"}
+        cells = [_rho(corr.get((p, m))) for p, m, _ in HEADLINE]
+        n_models = next(iter(corr.values()))["n_models"] if corr else 0
+        lines.append(f"| {task} | {n_models} | " + " | ".join(cells) + f" | {res['predgap_check_spearman']:.2f} |")
+    prov = results.get("provenance") or {}
+    lines.append("")
+    lines.append(
+        f"Spearman rho [95% cluster-bootstrap interval] across weak models; run `{results['name']}`, molw2s "
+        f"{prov.get('molw2s_version', '?')}, commit {prov.get('git_commit') or 'unknown'}."
+    )
+    return "\n".join(lines)
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    """``[low, high]``, or ``no interval`` when the bootstrap could not give one."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval"
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def _rho(corr: dict[str, Any] | None) -> str:
+    if corr is None:
+        return "n/a"
+    return f"{corr['value']:.2f} {interval_text(corr['ci_low'], corr['ci_high'])}"
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
