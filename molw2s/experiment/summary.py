@@ -25,6 +25,9 @@ def provenance() -> dict[str, Any]:
     """The molw2s version and, when the package runs from a git checkout, its commit
     (``+dirty`` when files differ from it): what produced a run's numbers."""
     source = Path(__file__).resolve().parents[2]
+    top = _git(source, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != source:  # installed, not run from this project's checkout
+        return {"molw2s_version": __version__, "git_commit": None}
     commit = _git(source, "rev-parse", "--short", "HEAD")
     if commit is not None and _git(source, "status", "--porcelain", "--untracked-files=no", "--", "molw2s"):
         commit += "+dirty"
