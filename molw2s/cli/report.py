@@ -16,8 +16,11 @@ def report(
     run_dir: Path = typer.Argument(..., help="A run directory of `molw2s run` (or its report/ folder)."),
     markdown: bool = typer.Option(False, "--markdown", help="Only the Markdown table (what the docs quote)."),
 ) -> None:
-    """Print a finished run's headline table (Spearman correlations with intervals per task)
-    and its provenance; without --markdown also each task's plain-language reading."""
+    """Print a finished run's headline table and provenance, from its results.json.
+
+    The table holds Spearman correlations across weak models with their intervals, per
+    task; without --markdown each task's plain-language reading follows it.
+    """
     from molw2s.experiment.summary import headline_markdown, load_results
 
     results = load_results(run_dir)
