@@ -15,7 +15,7 @@ skipped and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -98,6 +98,41 @@ def bootstrap_correlations(
     return out
 
 
+def cluster_bootstrap(
+    n_models: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Percentile cluster bootstrap over weak models: (point, low, high, n_degenerate).
+
+    ``statistic(pick)`` maps an array of model indices (drawn with replacement) to a 1-D
+    array of values; the point estimate uses every model once. A resample whose values
+    are all undefined (NaN) is counted as degenerate and skipped. With fewer than 3
+    models no interval is drawn (NaN bounds).
+    """
+    point = statistic(np.arange(n_models))
+    draws: list[np.ndarray] = []
+    degenerate = 0
+    if n_models >= 3:
+        for _ in range(n_boot):
+            values = statistic(rng.integers(0, n_models, size=n_models))
+            if not np.isfinite(values).any():
+                degenerate += 1
+                continue
+            draws.append(values)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.full(len(point), np.nan), np.full(len(point), np.nan)
+    for k in range(len(point)):
+        column = np.asarray([d[k] for d in draws], dtype=float)
+        column = column[np.isfinite(column)]
+        if len(column):
+            low[k], high[k] = np.quantile(column, [alpha, 1 - alpha])
+    return point, low, high, degenerate
+
+
 def _pair_correlations(
     groups: list[np.ndarray],
     predictor: str,
@@ -111,39 +146,32 @@ def _pair_correlations(
     n_models = len(groups)
     n_rows = int(sum(len(g) for g in groups))
     means = np.array([g.mean(axis=0) for g in groups]) if groups else np.empty((0, 2))
-    point = {m: correlation(means[:, 0], means[:, 1], m) if n_models >= 2 else float("nan") for m in methods}
-    boots: dict[str, list[float]] = {m: [] for m in methods}
-    degenerate = 0
-    if n_models >= 3:
-        for _ in range(n_boot):
-            pick = rng.integers(0, n_models, size=n_models)
-            sample = means[pick] if not resample_seeds else np.array([_resampled_mean(groups[i], rng) for i in pick])
-            if np.ptp(sample[:, 0]) == 0 or np.ptp(sample[:, 1]) == 0:
-                degenerate += 1
-                continue
-            for m in methods:
-                boots[m].append(correlation(sample[:, 0], sample[:, 1], m))
-    alpha = (1.0 - confidence) / 2.0
-    result = []
-    for m in methods:
-        vals = np.asarray(boots[m])
-        vals = vals[np.isfinite(vals)]
-        lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (np.nan, np.nan)
-        result.append(
-            Correlation(
-                predictor,
-                measured,
-                m,
-                point[m],
-                float(lo),
-                float(hi),
-                n_models,
-                n_rows,
-                n_boot if n_models >= 3 else 0,
-                degenerate,
-            )
+
+    def statistic(pick: np.ndarray) -> np.ndarray:
+        if len(pick) < 2:
+            return np.full(len(methods), np.nan)
+        full = len(pick) == n_models and np.array_equal(pick, np.arange(n_models))
+        sample = (
+            means[pick] if full or not resample_seeds else np.array([_resampled_mean(groups[i], rng) for i in pick])
         )
-    return result
+        return np.array([correlation(sample[:, 0], sample[:, 1], m) for m in methods])
+
+    point, low, high, degenerate = cluster_bootstrap(n_models, statistic, n_boot=n_boot, confidence=confidence, rng=rng)
+    return [
+        Correlation(
+            predictor,
+            measured,
+            m,
+            float(point[k]),
+            float(low[k]),
+            float(high[k]),
+            n_models,
+            n_rows,
+            n_boot if n_models >= 3 else 0,
+            degenerate,
+        )
+        for k, m in enumerate(methods)
+    ]
 
 
 def _resampled_mean(group: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.document import Document
+from molw2s.analysis.paired import PairedStat, paired_analysis, verdict
 from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
 from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
 from molw2s.experiment.summary import interval_text, provenance
@@ -25,6 +26,8 @@ MEASURED = ("err_w2s", "predgap", "pgr", "gain")
 STRONG_RHO = 0.5
 #: fewer weak models than this: correlations are reported, with a warning and no verdict
 MIN_MODELS_FOR_VERDICT = 5
+#: label-based baselines M is compared with (column -> name in the report)
+LABEL_BASED = {"err_w": "Err_w", "predgap_hat": "PredGap_hat"}
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,27 @@ def rule_sensitivity(sens: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
     return frame
 
 
-def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
+def label_based_comparison(part: pd.DataFrame, settings: EvaluationSettings) -> dict[str, list[PairedStat]]:
+    """M against each label-based baseline (Err_w, PredGap_hat) on Err_w2s: within-seed,
+    partial and paired statistics (:func:`molw2s.analysis.paired.paired_analysis`)."""
+    return {
+        baseline: paired_analysis(
+            part,
+            predictor="M",
+            baseline=baseline,
+            measured="err_w2s",
+            n_boot=settings.n_boot,
+            confidence=settings.confidence,
+            seed=settings.seed,
+        )
+        for baseline in LABEL_BASED
+        if part[baseline].notna().any()
+    }
+
+
+def interpret(
+    task: str, corr: pd.DataFrame, check_rho: float, paired: dict[str, list[PairedStat]] | None = None
+) -> str:
     """A plain-language reading of one task's headline numbers against the paper's claim.
 
     With fewer than :data:`MIN_MODELS_FOR_VERDICT` weak models there is no verdict: a
@@ -102,23 +125,30 @@ def interpret(task: str, corr: pd.DataFrame, check_rho: float) -> str:
     n_models = int(m_err.n_models)
     if n_models < MIN_MODELS_FOR_VERDICT:
         log.warning("%s: only %d weak models; no verdict (at least %d needed)", task, n_models, MIN_MODELS_FOR_VERDICT)
-        verdict = (
+        claim = (
             f"no verdict: a correlation over {n_models} weak models cannot support or refute the claim "
             f"(at least {MIN_MODELS_FOR_VERDICT} are needed)"
         )
     elif m_err.value >= STRONG_RHO and m_err.ci_low > 0:
-        verdict = "consistent with the paper's claim (strongly positive, interval above zero)"
+        claim = "consistent with the paper's claim (strongly positive, interval above zero)"
     else:
-        verdict = "not the strongly positive correlation the paper reports"
+        claim = "not the strongly positive correlation the paper reports"
     text = (
         f"On {task}, across {n_models} weak models, M's Spearman correlation with Err_w2s is "
         f"{m_err.value:.2f} (95% CI {interval_text(m_err.ci_low, m_err.ci_high)}) and with the measured PredGap "
-        f"{m_gap.value:.2f} ({interval_text(m_gap.ci_low, m_gap.ci_high)}): {verdict}. "
+        f"{m_gap.value:.2f} ({interval_text(m_gap.ci_low, m_gap.ci_high)}): {claim}. "
     )
     best = corr[(corr.measured == "err_w2s") & (corr.method == "spearman")].sort_values("value", ascending=False)
     if len(best):
         top = best.iloc[0]
         text += f"The predictor that ranks Err_w2s best here is {top.predictor} (rho {top.value:.2f}). "
+    for baseline, stats_ in (paired or {}).items():
+        diff, part_rho = stats_[-1], stats_[2]
+        text += (
+            f"Against the label-based {LABEL_BASED[baseline]}: {verdict(diff, LABEL_BASED[baseline])} "
+            f"(difference of rho {diff.value:.2f}, {interval_text(diff.ci_low, diff.ci_high)}; partial rho of M "
+            f"given {LABEL_BASED[baseline]} {part_rho.value:.2f}, {interval_text(part_rho.ci_low, part_rho.ci_high)}). "
+        )
     text += (
         f"The label-based PredGap_hat and the measured PredGap rank-agree with rho {check_rho:.2f} "
         "over all cells (the theory predicts a trend, not equality: PredGap_hat may underestimate "
@@ -155,6 +185,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         summary = model_summary(part)
         sensitivity = rule_sensitivity(sens[sens.task == task], ev)
         check_rho = correlation(part["predgap_hat"].to_numpy(float), part["predgap"].to_numpy(float), "spearman")
+        paired = label_based_comparison(part, ev)
         figures = {
             "m_vs_err_w2s": predictor_scatter(part, "M", "err_w2s", title=f"{task}:"),
             "m_vs_predgap": predictor_scatter(part, "M", "predgap", title=f"{task}:"),
@@ -164,14 +195,15 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         paths = {
             name: save_figure(fig, fig_dir / f"{safe_filename(str(task))}_{name}")[0] for name, fig in figures.items()
         }
-        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paths, out_dir)
+        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paired, paths, out_dir)
         results["tasks"][task] = {
             "n_cells": len(part),
             "weak_models": summary.to_dict(orient="records"),
             "correlations": corr.to_dict(orient="records"),
             "rule_sensitivity": sensitivity.to_dict(orient="records"),
             "predgap_check_spearman": check_rho,
-            "interpretation": interpret(str(task), corr, check_rho),
+            "label_based_comparison": {b: [x.to_dict() for x in stats_] for b, stats_ in paired.items()},
+            "interpretation": interpret(str(task), corr, check_rho, paired),
             "figures": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
         }
         _write_csv(summary, out_dir / f"{safe_filename(str(task))}_weak_models.csv")
@@ -214,11 +246,12 @@ def _task_section(
     corr: pd.DataFrame,
     sensitivity: pd.DataFrame,
     check_rho: float,
+    paired: dict[str, list[PairedStat]],
     paths: dict[str, Path],
     out_dir: Path,
 ) -> None:
     doc.heading(f"Task {task}")
-    doc.paragraph(interpret(task, corr, check_rho))
+    doc.paragraph(interpret(task, corr, check_rho, paired))
     doc.heading("Weak models (means over seeds, sorted by M)", 3)
     doc.table(summary)
     doc.heading("Correlations of predictors with measured quantities (Spearman, CI)", 3)
@@ -226,6 +259,21 @@ def _task_section(
     sp["rho [CI]"] = [f"{v:.2f} {interval_text(lo, hi)}" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
     doc.table(sp.pivot(index="predictor", columns="measured", values="rho [CI]").reset_index())
     doc.paragraph("Kendall and Pearson correlations with their intervals are in correlations.csv and results.json.")
+    doc.heading("Label-free M against the label-based baselines", 3)
+    doc.table(
+        pd.DataFrame(
+            [
+                {"statistic": x.statistic, "value": x.value, "95% CI": interval_text(x.ci_low, x.ci_high)}
+                for stats_ in paired.values()
+                for x in stats_
+            ]
+        )
+    )
+    doc.paragraph(
+        "Within-seed rho: Spearman across weak models inside each seed (all share its test set), averaged over "
+        "seeds. Partial rho and rank R^2 gain: does M explain Err_w2s beyond the baseline? The difference of rho "
+        "decides the verdict: M beats (interval above 0), trails (below 0) or cannot be told apart from a baseline."
+    )
     doc.image(
         str(paths["m_vs_err_w2s"].relative_to(out_dir)),
         f"{task}: M against Err_w2s per weak model (seed means; bars: one std over seeds, whose test sets differ)",
