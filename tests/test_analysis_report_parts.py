@@ -57,3 +57,26 @@ def test_document_renders_same_content_in_markdown_and_html():
     assert md.startswith("# Report <x>") and "| weak | M |" in md and "| a | 0.512 |" in md
     assert "![M against Err_w2s](fig/m.png)" in md
     assert "Report &lt;x&gt;" in page and "<td>0.512</td>" in page and 'src="fig/m.png"' in page
+
+
+def test_scatter_keys_models_by_marker_and_bars_leave_out_the_seed_effect():
+    from molw2s.analysis.plots import seed_centered_spread
+
+    cells = _cells()
+    cells["err_w2s"] += 10.0 * cells["seed"]  # a test set that is harder for every model
+    fig = predictor_scatter(cells, "M", "err_w2s")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:5] == [f"w{i}" for i in range(5)] and "least-squares trend" in labels
+    assert not ax.texts  # no point labels that could overlap
+    spread = seed_centered_spread(cells, ["err_w2s"], "weak", "seed")
+    plain = cells.groupby("weak")["err_w2s"].std()
+    assert (spread["err_w2s"] < 0.05).all() and (plain > 5).all()
+
+
+def test_relative_errors_column_and_label():
+    from molw2s.analysis.plots import LABELS
+    from molw2s.experiment.evaluate import cells_frame
+
+    frame = cells_frame([{"task": "t", "weak": "a", "seed": 0, "err_w2s": 2.0, "err_sc": 0.5, "sensitivity": {}}])
+    assert frame["err_w2s_over_sc"].tolist() == [4.0] and "Err_sc" in LABELS["err_w2s_over_sc"]

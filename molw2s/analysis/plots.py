@@ -23,6 +23,7 @@ LABELS = {
     "predgap": "measured PredGap",
     "err_w2s": "Err_w2s (test MSE)",
     "err_w": "Err_w (test MSE)",
+    "err_w2s_over_sc": "Err_w2s / Err_sc (same seed)",
     "pgr": "PGR",
     "gain": "Gain = Err_w - Err_w2s",
     "misfit": "Misfit",
@@ -38,23 +39,70 @@ def _model_means(table: pd.DataFrame, cols: list[str], model_col: str) -> pd.Dat
     return table.groupby(model_col, sort=True)[cols].agg(["mean", "std"])
 
 
+#: marker and colour cycles: 10 x 9 distinct (marker, colour) pairs key the weak models
+_MARKERS = "osD^vP*Xh"
+_COLORS = [f"C{i}" for i in range(10)]  # matplotlib's default (tab10) cycle
+
+
+def model_style(k: int) -> dict[str, object]:
+    """The marker and colour of the k-th weak model (distinct for the first 90)."""
+    return {"marker": _MARKERS[(k // len(_COLORS)) % len(_MARKERS)], "color": _COLORS[k % len(_COLORS)]}
+
+
+def seed_centered_spread(table: pd.DataFrame, cols: list[str], model_col: str, seed_col: str) -> pd.DataFrame:
+    """Per model, the std over seeds of each value minus that seed's mean over models: the
+    spread of a model's position relative to the others, with the test-set difficulty every
+    model of a seed shares removed (0 with one seed)."""
+    centered = table[cols] - table.groupby(seed_col)[cols].transform("mean")
+    centered[model_col] = table[model_col]
+    spread: pd.DataFrame = centered.groupby(model_col, sort=True)[cols].std().fillna(0.0)
+    return spread
+
+
 def predictor_scatter(
-    table: pd.DataFrame, predictor: str, measured: str, *, model_col: str = "weak", title: str = ""
+    table: pd.DataFrame,
+    predictor: str,
+    measured: str,
+    *,
+    model_col: str = "weak",
+    seed_col: str = "seed",
+    title: str = "",
 ) -> Figure:
-    """Seed-mean predictor against seed-mean measured value per weak model (error bars:
-    std over seeds), the least-squares trend line, and Spearman rho in the title."""
-    stats = _model_means(table, [predictor, measured], model_col)
-    x, y = stats[(predictor, "mean")].to_numpy(), stats[(measured, "mean")].to_numpy()
-    xerr, yerr = stats[(predictor, "std")].fillna(0).to_numpy(), stats[(measured, "std")].fillna(0).to_numpy()
-    fig, ax = plt.subplots(figsize=(6.0, 4.5))
-    ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=5, capsize=2, alpha=0.85)
-    for name, xi, yi in zip(stats.index, x, y):
-        ax.annotate(str(name), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    """Seed-mean predictor against seed-mean measured value per weak model, each model a
+    marker in the legend (no text labels to overlap), the least-squares trend line, and
+    Spearman rho in the title. Error bars: :func:`seed_centered_spread` (one std over
+    seeds of the model's value minus the seed's mean over models)."""
+    means = table.groupby(model_col, sort=True)[[predictor, measured]].mean()
+    spread = seed_centered_spread(table, [predictor, measured], model_col, seed_col)
+    x, y = means[predictor].to_numpy(float), means[measured].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for k, name in enumerate(means.index):
+        ax.errorbar(
+            x[k],
+            y[k],
+            xerr=spread.loc[name, predictor],
+            yerr=spread.loc[name, measured],
+            fmt=str(model_style(k)["marker"]),
+            color=model_style(k)["color"],
+            ms=6,
+            capsize=2,
+            alpha=0.9,
+            label=str(name),
+        )
     if len(x) >= 2 and np.ptp(x) > 0:
         slope, intercept = np.polyfit(x, y, 1)
         grid = np.linspace(x.min(), x.max(), 50)
-        ax.plot(grid, slope * grid + intercept, "--", color="tab:red", lw=1.2, label="least-squares trend")
-        ax.legend(loc="best", fontsize=8)
+        ax.plot(grid, slope * grid + intercept, "--", color="0.4", lw=1.2, label="least-squares trend")
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: names[i] == "least-squares trend")  # models first
+    ax.legend(
+        [handles[i] for i in order],
+        [names[i] for i in order],
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7,
+        frameon=False,
+    )
     rho = correlation(x, y, "spearman") if len(x) >= 2 else float("nan")
     ax.set_xlabel(_label(predictor))
     ax.set_ylabel(_label(measured))

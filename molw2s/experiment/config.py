@@ -67,12 +67,15 @@ class CellSettings(StrictModel):
 class EvaluationSettings(StrictModel):
     """Bootstrap settings of the correlations (see molw2s.analysis.correlations):
     ``resample: models`` redraws weak models with all their seeds; ``models_and_seeds``
-    also redraws seeds inside each model (wider, and biased towards zero)."""
+    also redraws seeds inside each model (wider, and biased towards zero).
+    ``relative_errors`` plots Err_w2s / Err_sc (both on the same seed's test set) in the
+    M-vs-error figure instead of Err_w2s."""
 
     n_boot: int = Field(2000, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
     resample: Literal["models", "models_and_seeds"] = "models"
+    relative_errors: bool = False
 
 
 class ExperimentConfig(CellSettings):

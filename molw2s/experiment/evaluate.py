@@ -14,7 +14,7 @@ import pandas as pd
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.document import Document
 from molw2s.analysis.paired import PairedStat, paired_analysis, verdict
-from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
+from molw2s.analysis.plots import LABELS, pgr_bars, predictor_scatter, save_figure, theory_check_scatter
 from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
 from molw2s.experiment.summary import interval_text, provenance
 from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_atomic
@@ -28,14 +28,22 @@ STRONG_RHO = 0.5
 MIN_MODELS_FOR_VERDICT = 5
 #: label-based baselines M is compared with (column -> name in the report)
 LABEL_BASED = {"err_w": "Err_w", "predgap_hat": "PredGap_hat"}
+#: what the error bars of the predictor scatters show (molw2s.analysis.plots.seed_centered_spread)
+SPREAD_CAPTION = (
+    "one std over seeds of the model's value minus that seed's mean over weak models, "
+    "i.e. without the test-set difficulty all models of a seed share"
+)
 
 log = logging.getLogger(__name__)
 
 
 def cells_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (task, seed, weak model) with the scalar fields of each cell."""
+    """One row per (task, seed, weak model) with the scalar fields of each cell, plus
+    ``err_w2s_over_sc`` (Err_w2s / Err_sc on the same test set)."""
     flat = [{k: v for k, v in r.items() if k != "sensitivity"} for r in rows]
     frame: pd.DataFrame = pd.DataFrame(flat)
+    if {"err_w2s", "err_sc"} <= set(frame.columns):
+        frame["err_w2s_over_sc"] = frame["err_w2s"] / frame["err_sc"]
     return frame
 
 
@@ -186,8 +194,9 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         sensitivity = rule_sensitivity(sens[sens.task == task], ev)
         check_rho = correlation(part["predgap_hat"].to_numpy(float), part["predgap"].to_numpy(float), "spearman")
         paired = label_based_comparison(part, ev)
+        error_column = "err_w2s_over_sc" if ev.relative_errors else "err_w2s"
         figures = {
-            "m_vs_err_w2s": predictor_scatter(part, "M", "err_w2s", title=f"{task}:"),
+            "m_vs_err_w2s": predictor_scatter(part, "M", error_column, title=f"{task}:"),
             "m_vs_predgap": predictor_scatter(part, "M", "predgap", title=f"{task}:"),
             "predgap_check": theory_check_scatter(part, title=f"{task}:"),
             "pgr": pgr_bars(part, title=f"{task}:"),
@@ -195,7 +204,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         paths = {
             name: save_figure(fig, fig_dir / f"{safe_filename(str(task))}_{name}")[0] for name, fig in figures.items()
         }
-        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paired, paths, out_dir)
+        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paired, paths, out_dir, error_column)
         results["tasks"][task] = {
             "n_cells": len(part),
             "weak_models": summary.to_dict(orient="records"),
@@ -249,6 +258,7 @@ def _task_section(
     paired: dict[str, list[PairedStat]],
     paths: dict[str, Path],
     out_dir: Path,
+    error_column: str,
 ) -> None:
     doc.heading(f"Task {task}")
     doc.paragraph(interpret(task, corr, check_rho, paired))
@@ -276,9 +286,12 @@ def _task_section(
     )
     doc.image(
         str(paths["m_vs_err_w2s"].relative_to(out_dir)),
-        f"{task}: M against Err_w2s per weak model (seed means; bars: one std over seeds, whose test sets differ)",
+        f"{task}: M against {LABELS[error_column]} per weak model (seed means; bars: {SPREAD_CAPTION})",
     )
-    doc.image(str(paths["m_vs_predgap"].relative_to(out_dir)), f"{task}: M against measured PredGap")
+    doc.image(
+        str(paths["m_vs_predgap"].relative_to(out_dir)),
+        f"{task}: M against measured PredGap (seed means; bars: {SPREAD_CAPTION})",
+    )
     doc.heading("Dependence on the rule for k", 3)
     doc.table(sensitivity)
     doc.heading("Theory check: PredGap_hat against measured PredGap", 3)
