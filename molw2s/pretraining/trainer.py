@@ -156,8 +156,9 @@ def is_finished(member_dir: str | Path, config_hash: str, snapshots: Sequence[in
     if damaged:
         for path, why in damaged:
             if path.exists():
-                quarantine(path, why or "")
-        marker.unlink()
+                with contextlib.suppress(FileNotFoundError):  # another data-parallel rank moved it first
+                    quarantine(path, why or "")
+        marker.unlink(missing_ok=True)
         log.warning("%s: %d model(s) missing or corrupt; training the member again", member_dir.name, len(damaged))
         return False
     done = json.loads(marker.read_text())
