@@ -12,7 +12,7 @@ import molw2s.experiment.sweep as sweep_module
 from molw2s.cli import app
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import load_experiment_config
-from molw2s.experiment.runner import resolve_encoders, run_experiment
+from molw2s.experiment.runner import model_plans, resolve_encoders, run_experiment
 
 FAMILY = {
     "name": "tiny",
@@ -142,6 +142,8 @@ def test_shipped_configs_validate_and_name_real_models(name):
     config = load_experiment_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
     specs = resolve_encoders(config)  # every weak / strong name is a family member or a featuriser
     assert len(config.weak) >= 8 and set(specs) == {config.strong, *config.weak}
+    n_weak = len(model_plans(config, specs)) - 1 + len(config.expand.controlled.names())
+    assert n_weak >= (24 if name == "moleculenet" else 8)  # issue 11: enough weak models to narrow intervals
 
 
 def test_two_fresh_runs_give_identical_results_and_report_prints_them(experiment_yaml, tmp_path, monkeypatch):
@@ -161,3 +163,30 @@ def test_two_fresh_runs_give_identical_results_and_report_prints_them(experiment
         if c["predictor"] == "M" and c["measured"] == "err_w2s" and c["method"] == "spearman"
     )
     assert f"| nci_tpsa | 3 | {rho['value']:.2f} " in out.output and "commit" in out.output
+
+
+def test_weak_family_expands_without_more_pretraining(experiment_yaml, tmp_path):
+    overrides = [
+        f"run_dir={tmp_path / 'expanded'}",
+        "splits.seeds=[0]",
+        "expand.layers=[0, -1]",  # -1 is the configured layer: not repeated
+        "expand.poolings=[cls]",
+        "expand.controlled={subspace_dims: [4], noise_levels: [1.0], mix_with: maccs, mix_weights: [0.5]}",
+    ]
+    results = run_experiment(load_experiment_config(experiment_yaml, overrides), progress=False)
+    weak = {m["weak"] for m in results["tasks"]["nci_tpsa"]["weak_models"]}
+    assert weak == {
+        "small@5",
+        "small",
+        "maccs",
+        "small@5|layer=0",
+        "small|layer=0",
+        "small@5|pooling=cls",
+        "small|pooling=cls",
+        "ctrl:subspace=4",
+        "ctrl:noise=1",
+        "ctrl:mix=maccs@0.5",
+    }
+    assert results["tasks"]["nci_tpsa"]["n_cells"] == 10
+    models = tmp_path / "expanded" / "models"
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["big", "small"]  # nothing extra trained

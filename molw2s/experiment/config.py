@@ -53,6 +53,50 @@ class PredictorSettings(StrictModel):
     )
 
 
+class ControlledFamily(StrictModel):
+    """Weak models made from each task's strong representation, whose ordering of what they
+    miss is known by construction (:mod:`molw2s.encoders.controlled`): named
+    ``ctrl:subspace=K``, ``ctrl:noise=S`` and ``ctrl:mix=SPEC@W``."""
+
+    subspace_dims: list[int] = Field(default_factory=list)
+    """Random subspaces of the strong representation of these dimensions."""
+    noise_levels: list[float] = Field(default_factory=list)
+    """Gaussian noise of these stds, in units of the strong features' RMS."""
+    mix_with: str | None = None
+    """A featuriser spec (e.g. ecfp4-2048) mixed into the strong representation."""
+    mix_weights: list[float] = Field(default_factory=list)
+    """Weights of the featuriser in the mix (0: strong only, 1: featuriser only)."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> ControlledFamily:
+        if self.mix_weights and self.mix_with is None:
+            raise ValueError("mix_weights need mix_with: the featuriser to mix in (e.g. ecfp4-2048)")
+        bad = [k for k in self.subspace_dims if k < 1] + [s for s in self.noise_levels if s < 0]
+        bad += [w for w in self.mix_weights if not 0 <= w <= 1]
+        if bad:
+            raise ValueError(f"subspace_dims must be >= 1, noise_levels >= 0, mix_weights in [0, 1]; got {bad}")
+        return self
+
+    def names(self) -> list[str]:
+        """The weak-model names this family adds, in order."""
+        return (
+            [f"ctrl:subspace={k}" for k in self.subspace_dims]
+            + [f"ctrl:noise={s:g}" for s in self.noise_levels]
+            + [f"ctrl:mix={self.mix_with}@{w:g}" for w in self.mix_weights]
+        )
+
+
+class WeakExpansion(StrictModel):
+    """More weak models without more pretraining: every transformer weak model also embedded
+    at other ``layers`` (``NAME|layer=L``) and with other ``poolings`` (``NAME|pooling=P``),
+    plus a ``controlled`` family made from the strong representation."""
+
+    layers: list[int] = Field(default_factory=list)
+    poolings: list[Literal["cls", "mean"]] = Field(default_factory=list)
+    controlled: ControlledFamily = Field(default_factory=ControlledFamily)
+
+
 class CellSettings(StrictModel):
     """Everything a W2S cell depends on besides its inputs: the split, the heads, the
     pooling of transformer embeddings and the predictor's k rules. ``molw2s run``,
@@ -96,6 +140,7 @@ class ExperimentConfig(CellSettings):
     weak: list[str] = Field(min_length=2)
     tasks: list[TaskSpec] = Field(min_length=1)  # a name, or {name, smiles_col, label_col, ...}
     strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
+    expand: WeakExpansion = Field(default_factory=WeakExpansion)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @field_validator("tasks", mode="before")

@@ -234,9 +234,10 @@ def _bootstrap_args(settings: EvaluationSettings) -> dict[str, Any]:
 
 def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     head = config.w2s.head
+    weak = list(dict.fromkeys(cells["weak"])) if len(cells) else list(config.weak)
     return (
-        f"Strong model: {config.strong}. Weak models ({len(config.weak)}): {', '.join(config.weak)}. "
-        f"Tasks: {', '.join(t.name for t in config.tasks)}. "
+        f"Strong model: {config.strong}. Weak models ({len(weak)}): {', '.join(weak)}. "
+        f"Tasks: {', '.join(t.display_name() for t in config.tasks)}. "
         f"Splits: {config.splits.method}, seeds {config.splits.seeds}. "
         f"D_w = {config.splits.n_weak}, D_s = {config.splits.n_strong} of the training part. "
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "

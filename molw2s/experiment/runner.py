@@ -7,11 +7,16 @@ one JSON per W2S cell), so an interrupted run resumes where it stopped when reru
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from molw2s.data.tasks import Task
+from molw2s.encoders.controlled import add_noise, mix, random_subspace
+from molw2s.encoders.embed import Pooling, embed_task
 from molw2s.errors import ConfigError
 from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
@@ -52,6 +57,47 @@ def resolve_encoders(config: ExperimentConfig) -> dict[str, str]:
     return specs
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """How one named model embeds a task: an encoder spec, a pooling and a layer."""
+
+    spec: str
+    pooling: Pooling
+    layer: int
+
+
+def model_plans(config: ExperimentConfig, specs: dict[str, str]) -> dict[str, ModelPlan]:
+    """The strong and weak models, then every transformer weak model again at each layer
+    and pooling of ``expand`` (``NAME|layer=L``, ``NAME|pooling=P``; the configured
+    embedding's own layer and pooling are not repeated)."""
+    emb, expand = config.embedding, config.expand
+    plans = {name: ModelPlan(spec, emb.pooling, emb.layer) for name, spec in specs.items()}
+    for name in config.weak:
+        if not specs[name].startswith("bert:"):
+            continue
+        for layer in expand.layers:
+            if layer != emb.layer:
+                plans[f"{name}|layer={layer}"] = ModelPlan(specs[name], emb.pooling, layer)
+        for pooling in expand.poolings:
+            if pooling != emb.pooling:
+                plans[f"{name}|pooling={pooling}"] = ModelPlan(specs[name], pooling, emb.layer)
+    return plans
+
+
+def controlled_representations(
+    config: ExperimentConfig, strong: np.ndarray, task: Task, *, progress: bool
+) -> dict[str, np.ndarray]:
+    """The controlled weak models of ``config.expand.controlled`` for one task."""
+    family = config.expand.controlled
+    names = iter(family.names())
+    out = {next(names): random_subspace(strong, k, family.seed) for k in family.subspace_dims}
+    out.update({next(names): add_noise(strong, level, family.seed) for level in family.noise_levels})
+    if family.mix_with is not None and family.mix_weights:
+        other = embed_task(family.mix_with, task, batch_size=config.embedding.batch_size, progress=progress)
+        out.update({next(names): mix(strong, other, w) for w in family.mix_weights})
+    return out
+
+
 def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
     """Train the family members the experiment uses that are not finished yet."""
     if config.family is None:
@@ -71,12 +117,13 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
 def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole experiment and write ``<run_dir>/report``; return results.json's content."""
     from molw2s.data.prepare import load_task_spec
-    from molw2s.encoders.embed import embed_task
 
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     specs = resolve_encoders(config)
+    plans = model_plans(config, specs)
+    weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
     pretrain_if_needed(config, progress=progress)
     rows: list[dict[str, Any]] = []
     data_report = []
@@ -85,19 +132,20 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
         data_report.append(task.report())
         reps = {
             name: embed_task(
-                spec,
+                plan.spec,
                 task,
-                pooling=config.embedding.pooling,
-                layer=config.embedding.layer,
+                pooling=plan.pooling,
+                layer=plan.layer,
                 batch_size=config.embedding.batch_size,
                 progress=progress,
             )
-            for name, spec in specs.items()
+            for name, plan in plans.items()
         }
+        reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
         splits = task_cell_splits(task, config, config.data_dir)
         dropped = sum(s.n_dropped for s in splits)
         if dropped:
             data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")
-        rows += sweep_task(task.name, task.y, reps, splits, config, run_dir / "cells", progress=progress)
+        rows += sweep_task(task.name, task.y, reps, splits, config, run_dir / "cells", weak=weak, progress=progress)
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
     return evaluate(rows, config, run_dir / "report")

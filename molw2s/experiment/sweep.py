@@ -57,36 +57,39 @@ def sweep_task(
     config: ExperimentConfig,
     cells_dir: Path,
     *,
+    weak: Sequence[str] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every (seed, weak model) cell of one task; finished cells are read back, not rerun."""
+    """Every (seed, weak model) cell of one task; finished cells are read back, not rerun.
+    ``weak`` names the weak models (default ``config.weak``; ``molw2s run`` adds the
+    expansions of ``config.expand``)."""
     from tqdm.auto import tqdm
 
     digests = {name: array_digest(H) for name, H in representations.items()}
     y_digest = array_digest(np.asarray(y, dtype=np.float64))
-    jobs = [(split, weak) for split in splits for weak in config.weak]
+    jobs = [(split, name) for split in splits for name in (config.weak if weak is None else weak)]
     rows = []
     operators = OperatorCache()
     bar = tqdm(jobs, desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
-    for split, weak in bar:
-        key = cell_key(task_name, weak, config.strong, (digests[weak], digests[config.strong], y_digest), split, config)
-        path = cells_dir / f"{safe_filename(task_name)}.{safe_filename(weak)}.seed{split.seed}.{key}.json"
+    for split, name in bar:
+        key = cell_key(task_name, name, config.strong, (digests[name], digests[config.strong], y_digest), split, config)
+        path = cells_dir / f"{safe_filename(task_name)}.{safe_filename(name)}.seed{split.seed}.{key}.json"
         cached = read_json_checked(path)
         if cached is not None and cached.get("cell") == key:
             row = cached
         else:
             row = run_cell(
-                representations[weak],
+                representations[name],
                 representations[config.strong],
                 y,
                 split,
                 config,
                 operators=operators,
-                names=(weak, config.strong),
+                names=(name, config.strong),
             )
             row.update(
                 task=task_name,
-                weak=weak,
+                weak=name,
                 strong=config.strong,
                 seed=split.seed,
                 n_split_rows_dropped=split.n_dropped,
