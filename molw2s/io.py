@@ -236,9 +236,9 @@ def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) 
 
 
 def _json_digest(obj: Any) -> str:
-    """sha256 of the canonical JSON of ``obj`` (keys sorted; what a JSON round trip keeps)."""
-    text = json.dumps(json.loads(json.dumps(obj, default=_json_default)), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Full :func:`content_hash` of ``obj`` as a JSON round trip leaves it (so the digest
+    written with a file equals the one computed from the file read back)."""
+    return content_hash(json.loads(json.dumps(obj, default=_json_default)), length=64)
 
 
 def _json_default(obj: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,35 @@ def interpret(
     return text
 
 
+@dataclass(frozen=True)
+class TaskEvaluation:
+    """Everything evaluated for one task: what the report section shows and results.json holds."""
+
+    task: str
+    part: pd.DataFrame
+    summary: pd.DataFrame
+    corr: pd.DataFrame
+    sensitivity: pd.DataFrame
+    check_rho: float
+    paired: dict[str, list[PairedStat]]
+    paths: dict[str, Path]
+    error_column: str
+    interpretation: str
+
+    def to_json(self, out_dir: Path) -> dict[str, Any]:
+        """The task's entry of results.json."""
+        return {
+            "n_cells": len(self.part),
+            "weak_models": self.summary.to_dict(orient="records"),
+            "correlations": self.corr.to_dict(orient="records"),
+            "rule_sensitivity": self.sensitivity.to_dict(orient="records"),
+            "predgap_check_spearman": self.check_rho,
+            "label_based_comparison": {b: [x.to_dict() for x in stats_] for b, stats_ in self.paired.items()},
+            "interpretation": self.interpretation,
+            "figures": {k: str(v.relative_to(out_dir)) for k, v in self.paths.items()},
+        }
+
+
 def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     """Write tables, correlations, figures and the report for all tasks; return results.json's content."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,17 +234,20 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
         paths = {
             name: save_figure(fig, fig_dir / f"{safe_filename(str(task))}_{name}")[0] for name, fig in figures.items()
         }
-        _task_section(doc, str(task), part, summary, corr, sensitivity, check_rho, paired, paths, out_dir, error_column)
-        results["tasks"][task] = {
-            "n_cells": len(part),
-            "weak_models": summary.to_dict(orient="records"),
-            "correlations": corr.to_dict(orient="records"),
-            "rule_sensitivity": sensitivity.to_dict(orient="records"),
-            "predgap_check_spearman": check_rho,
-            "label_based_comparison": {b: [x.to_dict() for x in stats_] for b, stats_ in paired.items()},
-            "interpretation": interpret(str(task), corr, check_rho, paired),
-            "figures": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
-        }
+        te = TaskEvaluation(
+            str(task),
+            part,
+            summary,
+            corr,
+            sensitivity,
+            check_rho,
+            paired,
+            paths,
+            error_column,
+            interpret(str(task), corr, check_rho, paired),
+        )
+        _task_section(doc, te, out_dir)
+        results["tasks"][task] = te.to_json(out_dir)
         _write_csv(summary, out_dir / f"{safe_filename(str(task))}_weak_models.csv")
     _write_csv(pd.concat(all_corr, ignore_index=True), out_dir / "correlations.csv")
     write_json_atomic(out_dir / "results.json", results)
@@ -248,25 +281,13 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
     )
 
 
-def _task_section(
-    doc: Document,
-    task: str,
-    part: pd.DataFrame,
-    summary: pd.DataFrame,
-    corr: pd.DataFrame,
-    sensitivity: pd.DataFrame,
-    check_rho: float,
-    paired: dict[str, list[PairedStat]],
-    paths: dict[str, Path],
-    out_dir: Path,
-    error_column: str,
-) -> None:
-    doc.heading(f"Task {task}")
-    doc.paragraph(interpret(task, corr, check_rho, paired))
+def _task_section(doc: Document, te: TaskEvaluation, out_dir: Path) -> None:
+    doc.heading(f"Task {te.task}")
+    doc.paragraph(te.interpretation)
     doc.heading("Weak models (means over seeds, sorted by M)", 3)
-    doc.table(summary)
+    doc.table(te.summary)
     doc.heading("Correlations of predictors with measured quantities (Spearman, CI)", 3)
-    sp = corr[corr.method == "spearman"].copy()
+    sp = te.corr[te.corr.method == "spearman"].copy()
     sp["rho [CI]"] = [f"{v:.2f} {interval_text(lo, hi)}" for v, lo, hi in zip(sp.value, sp.ci_low, sp.ci_high)]
     doc.table(sp.pivot(index="predictor", columns="measured", values="rho [CI]").reset_index())
     doc.paragraph("Kendall and Pearson correlations with their intervals are in correlations.csv and results.json.")
@@ -275,7 +296,7 @@ def _task_section(
         pd.DataFrame(
             [
                 {"statistic": x.statistic, "value": x.value, "95% CI": interval_text(x.ci_low, x.ci_high)}
-                for stats_ in paired.values()
+                for stats_ in te.paired.values()
                 for x in stats_
             ]
         )
@@ -286,20 +307,22 @@ def _task_section(
         "decides the verdict: M beats (interval above 0), trails (below 0) or cannot be told apart from a baseline."
     )
     doc.image(
-        str(paths["m_vs_err_w2s"].relative_to(out_dir)),
-        f"{task}: M against {LABELS[error_column]} per weak model (seed means; bars: {SPREAD_CAPTION})",
+        str(te.paths["m_vs_err_w2s"].relative_to(out_dir)),
+        f"{te.task}: M against {LABELS[te.error_column]} per weak model (seed means; bars: {SPREAD_CAPTION})",
     )
     doc.image(
-        str(paths["m_vs_predgap"].relative_to(out_dir)),
-        f"{task}: M against measured PredGap (seed means; bars: {SPREAD_CAPTION})",
+        str(te.paths["m_vs_predgap"].relative_to(out_dir)),
+        f"{te.task}: M against measured PredGap (seed means; bars: {SPREAD_CAPTION})",
     )
     doc.heading("Dependence on the rule for k", 3)
-    doc.table(sensitivity)
+    doc.table(te.sensitivity)
     doc.heading("Theory check: PredGap_hat against measured PredGap", 3)
-    doc.image(str(paths["predgap_check"].relative_to(out_dir)), f"{task}: PredGap_hat against PredGap (y = x dashed)")
-    doc.image(str(paths["pgr"].relative_to(out_dir)), f"{task}: PGR per weak model")
-    n_neg = int((part["gain"] < 0).sum())
-    doc.paragraph(f"{n_neg} of {len(part)} cells have negative Gain (the W2S model is worse than its weak teacher).")
+    doc.image(
+        str(te.paths["predgap_check"].relative_to(out_dir)), f"{te.task}: PredGap_hat against PredGap (y = x dashed)"
+    )
+    doc.image(str(te.paths["pgr"].relative_to(out_dir)), f"{te.task}: PGR per weak model")
+    n_neg = int((te.part["gain"] < 0).sum())
+    doc.paragraph(f"{n_neg} of {len(te.part)} cells have negative Gain (the W2S model is worse than its weak teacher).")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
