@@ -43,3 +43,7 @@ class DataNotFoundError(MolW2SError, FileNotFoundError):
 
 class ChecksumError(DataError):
     """A downloaded or imported file does not match its published checksum."""
+
+
+class TrainingError(MolW2SError):
+    """Training diverged (a non-finite loss); the message names the step and what was kept."""

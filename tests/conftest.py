@@ -45,3 +45,27 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh molw2s cache per test (module fixtures use the session one)."""
     monkeypatch.setenv("MOLW2S_DATA_DIR", str(tmp_path_factory.mktemp("molw2s_cache")))
+
+
+@pytest.fixture(scope="session")
+def make_tiny_checkpoint():
+    """A builder of tiny randomly initialised MolBERT checkpoints whose vocabulary covers
+    the given SMILES: ``make_tiny_checkpoint(path, smiles, layers=1, hidden=16)``."""
+    import torch
+
+    from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
+    from molw2s.encoders.model_files import save_model
+    from molw2s.encoders.model_size import ModelSizeConfig
+    from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
+
+    def build(path: Path, smiles: list[str], *, layers: int = 1, hidden: int = 16) -> Path:
+        tok = make_tokenizer(build_vocab(smiles).token_to_id, max_length=128)
+        torch.manual_seed(0)
+        size = ModelSizeConfig(num_layers=layers, hidden_size=hidden, num_heads=2, intermediate_size=2 * hidden)
+        config = make_molbert_config(
+            size, vocab_size=len(tok), max_length=128, pad_token_id=tok.pad_token_id, physchem=None
+        )
+        save_model(MolBertForPretraining(config), tok, path)
+        return path
+
+    return build

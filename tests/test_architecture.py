@@ -60,3 +60,14 @@ def test_no_function_local_import_of_a_sibling_data_module():
                 for inner in ast.walk(node):
                     if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("molw2s.data"):
                         pytest.fail(f"{path.name}:{inner.lineno}: function-local import of {inner.module}")
+
+
+def test_finetuning_sits_in_the_pretraining_layer():
+    """The shared import checker does not know molw2s.finetuning: it trains encoders like
+    molw2s.pretraining, so it may import only what pretraining may import."""
+    allowed = {"finetuning", "encoders", "theory", "w2s", "data", "chem", "config", "io", "errors"}
+    for path in (REPO_ROOT / "molw2s" / "finetuning").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("molw2s"):
+                layer = node.module.split(".")[1] if "." in node.module else ""
+                assert layer in allowed, f"{path.name} imports {node.module}: above the pretraining layer"

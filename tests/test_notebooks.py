@@ -60,3 +60,12 @@ def test_quickstart_then_results_notebooks(quickstart_run, tmp_path):
     assert (run_dir / "report" / "report.md").is_file()
     nb = run_notebook("03_results.ipynb", f'RUN_DIR = "{run_dir}"', tmp_path)
     assert "cells; tasks: ['nci_logp']" in _outputs(nb)
+
+
+def test_finetune_notebook(tmp_path, make_tiny_checkpoint):
+    from molw2s.data.tasks import load_task
+
+    make_tiny_checkpoint(tmp_path / "model", load_task("nci_logp").smiles[:200])
+    params = f'MODEL = "{tmp_path / "model"}"\nTASK = "nci_logp"\nN_MOLECULES = 200\nEPOCHS = 2'
+    text = _outputs(run_notebook("04_finetune.ipynb", params, tmp_path))
+    assert "best epoch" in text and "svr(rdkit2d)" in text and "ridge(checkpoint)" in text

@@ -1,5 +1,6 @@
 """Figures of the evaluation: predictor against measured W2S quantity, the theory check
-(PredGap_hat against measured PredGap), and PGR per weak model. PNG and SVG."""
+(PredGap_hat against measured PredGap), PGR per weak model, and predicted-vs-measured
+parity plots of finetuned models. PNG and SVG."""
 
 from __future__ import annotations
 
@@ -122,6 +123,31 @@ def theory_check_scatter(table: pd.DataFrame, *, title: str = "") -> Figure:
     ax.set_ylabel(_label("predgap"))
     rho = correlation(x, y, "spearman") if len(x) >= 2 else float("nan")
     ax.set_title(f"{title}  Spearman rho = {rho:.2f}".strip(), fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def parity_plot(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Predicted against measured values (columns ``predicted``, ``measured``, ``seed``),
+    one colour per seed, with the line y = x and the RMSE of each seed in the legend."""
+    fig, ax = plt.subplots(figsize=(5.0, 5.0))
+    for k, (seed, part) in enumerate(table.groupby("seed", sort=True)):
+        rmse = float(np.sqrt(np.mean((part["predicted"] - part["measured"]) ** 2)))
+        ax.scatter(
+            part["measured"],
+            part["predicted"],
+            s=12,
+            alpha=0.6,
+            color=_COLORS[k % len(_COLORS)],
+            label=f"seed {seed}: RMSE {rmse:.3f}",
+        )
+    values = table[["measured", "predicted"]].to_numpy(float)
+    lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0.0, 1.0)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.set_xlabel("measured")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig

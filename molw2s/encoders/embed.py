@@ -87,13 +87,13 @@ class TransformerEncoder:
         from tqdm.auto import tqdm
 
         from molw2s.encoders.device import resolve_device
-        from molw2s.encoders.model_files import load_pretrained
+        from molw2s.encoders.model_files import load_encoder
         from molw2s.encoders.padding import pad_batch
         from molw2s.encoders.tokenizer import encode_smiles
 
-        model, tokenizer = load_pretrained(self.path)
+        model, tokenizer = load_encoder(self.path)
         device = resolve_device(self.device)
-        encoder = model.bert.to(device).eval()  # type: ignore[arg-type]
+        encoder = model.to(device).eval()  # type: ignore[arg-type]
         n_states = model.config.num_hidden_layers + 1
         if not -n_states <= self.layer < n_states:
             raise ConfigError(

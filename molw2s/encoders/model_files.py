@@ -16,7 +16,7 @@ from molw2s.io import MANIFEST, verify_dir
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-    from molw2s.encoders.model import MolBertForPretraining
+    from molw2s.encoders.model import MolBertForPretraining, MolBertModel
 
 MODEL_FILE = "model.safetensors"
 
@@ -53,13 +53,7 @@ def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTr
     """
     from molw2s.encoders.model import MolBertForPretraining
 
-    directory = Path(directory)
-    if not (directory / MODEL_FILE).is_file():
-        raise MolW2SError(f"{directory}: no {MODEL_FILE} (not a model directory, or training did not finish)")
-    if (directory / MANIFEST).is_file():  # written by molw2s: the files must match it
-        problem = verify_dir(directory)
-        if problem is not None:
-            raise MolW2SError(f"{directory}: corrupt model ({problem}); retrain it (molw2s pretrain) or restore it")
+    directory = _checked_model_dir(directory)
     with quiet_transformers():
         loaded = MolBertForPretraining.from_pretrained(str(directory), output_loading_info=True)
     # with output_loading_info=True, from_pretrained returns (model, info); its annotation says model only
@@ -68,3 +62,38 @@ def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTr
     if problems:
         raise MolW2SError(f"{directory}: weights do not match the model: {problems}")
     return model.eval(), load_tokenizer(directory)  # type: ignore[no-untyped-call]
+
+
+def load_encoder(directory: str | Path) -> tuple[MolBertModel, PreTrainedTokenizerFast]:
+    """The bare encoder (no pooler, no heads; in eval mode) and tokenizer of a model directory.
+
+    Works for molw2s family members and snapshots and for any Hugging Face BERT directory
+    with a ``tokenizer.json``: every encoder weight must be present (task heads in the
+    file are ignored); a MolW2SError names the directory otherwise.
+    """
+    from molw2s.encoders.model import MolBertModel
+
+    directory = _checked_model_dir(directory)
+    with quiet_transformers():
+        loaded = MolBertModel.from_pretrained(str(directory), add_pooling_layer=False, output_loading_info=True)
+    model, info = cast("tuple[MolBertModel, dict[str, Any]]", loaded)
+    problems = {k: sorted(v)[:5] for k, v in info.items() if v and k != "unexpected_keys"}
+    if problems:
+        raise MolW2SError(f"{directory}: encoder weights do not match the model: {problems}")
+    if not (directory / "tokenizer.json").is_file():
+        raise MolW2SError(f"{directory}: no tokenizer.json (a molw2s or Hugging Face fast-tokenizer directory)")
+    return model.eval(), load_tokenizer(directory)  # type: ignore[no-untyped-call]
+
+
+def _checked_model_dir(directory: str | Path) -> Path:
+    """``directory`` as a Path, after checking it holds weights that match molw2s's manifest."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MolW2SError(f"{directory}: no such model directory")
+    if not (directory / MODEL_FILE).is_file():
+        raise MolW2SError(f"{directory}: no {MODEL_FILE} (not a model directory, or training did not finish)")
+    if (directory / MANIFEST).is_file():  # written by molw2s: the files must match it
+        problem = verify_dir(directory)
+        if problem is not None:
+            raise MolW2SError(f"{directory}: corrupt model ({problem}); retrain it (molw2s pretrain) or restore it")
+    return directory

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
 from molw2s.config import SafeName, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
+from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
 
 
 class W2SSettings(StrictModel):
     """The linear heads: ``head`` for the W2S model and the strong ceiling, ``weak_head``
-    for the weak model (default: the same settings). Both must scale features alike."""
+    for the weak model (default: the same settings). Both must scale features alike.
+    Optionally a finetuned strong student as well (``student: finetune``)."""
 
     head: HeadConfig = Field(default_factory=HeadConfig)
     weak_head: HeadConfig | None = None
+    student: Literal["linear", "finetune"] = "linear"
+    """``finetune``: besides the linear heads, the strong encoder is finetuned end to end on
+    the weak labels (f_w2s) and on the gold labels (f_sc) of D_s; reported as ``ft_*``."""
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+    """How the finetuned students train (with ``student: finetune``)."""
+    student_valid_frac: float = Field(0.1, gt=0, lt=1)
+    """Share of D_s held out for the finetuned students' early stopping."""
 
     @model_validator(mode="after")
     def _same_scale(self) -> W2SSettings:
@@ -122,26 +131,10 @@ class EvaluationSettings(StrictModel):
     relative_errors: bool = False
 
 
-class ExperimentConfig(CellSettings):
-    """One experiment: a strong encoder, many weak ones, tasks, and the cell settings.
+class TaskList(StrictModel):
+    """A list of distinct tasks: a name each, or ``{name, smiles_col, label_col, ...}``."""
 
-    Encoder names are either members of the pretrained ``family`` (``weak_s``,
-    ``strong@500`` for a snapshot) or featurisers understood by
-    :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
-    """
-
-    name: SafeName
-    run_dir: Path | None = None  # default: runs/<name>
-    data_dir: Path | None = None  # task files; default: $MOLW2S_DATA_DIR / cache
-    family: Path | None = None  # a family YAML, relative to this config's folder
-    family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
-    corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
-    strong: str
-    weak: list[str] = Field(min_length=2)
-    tasks: list[TaskSpec] = Field(min_length=1)  # a name, or {name, smiles_col, label_col, ...}
-    strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
-    expand: WeakExpansion = Field(default_factory=WeakExpansion)
-    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    tasks: list[TaskSpec] = Field(min_length=1)
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -151,7 +144,7 @@ class ExperimentConfig(CellSettings):
         return tasks
 
     @model_validator(mode="after")
-    def _tasks_are_distinct(self) -> ExperimentConfig:
+    def _tasks_are_distinct(self) -> TaskList:
         seen: dict[tuple[str, ...], str] = {}
         names: dict[str, str] = {}
         for spec in self.tasks:
@@ -167,6 +160,27 @@ class ExperimentConfig(CellSettings):
             names[shown] = spec.name
         return self
 
+
+class ExperimentConfig(CellSettings, TaskList):
+    """One experiment: a strong encoder, many weak ones, tasks, and the cell settings.
+
+    Encoder names are either members of the pretrained ``family`` (``weak_s``,
+    ``strong@500`` for a snapshot) or featurisers understood by
+    :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
+    """
+
+    name: SafeName
+    run_dir: Path | None = None  # default: runs/<name>
+    data_dir: Path | None = None  # task files; default: $MOLW2S_DATA_DIR / cache
+    family: Path | None = None  # a family YAML, relative to this config's folder
+    family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
+    corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
+    strong: str
+    weak: list[str] = Field(min_length=2)
+    strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
+    expand: WeakExpansion = Field(default_factory=WeakExpansion)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+
     @model_validator(mode="after")
     def _weak_differs_from_strong(self) -> ExperimentConfig:
         repeated = sorted({w for w in self.weak if self.weak.count(w) > 1})
@@ -181,11 +195,51 @@ class ExperimentConfig(CellSettings):
         return self.run_dir if self.run_dir is not None else Path("runs") / self.name
 
 
-def load_experiment_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Load an experiment YAML; a relative ``family`` path is taken from the YAML's folder."""
-    config = load_config(ExperimentConfig, path, overrides)
+class FinetuneConfig(TaskList):
+    """``molw2s finetune``: one checkpoint finetuned end to end on each task and split seed,
+    beside frozen-feature baselines.
+
+    ``model`` is a model directory (``bert:DIR`` or ``DIR``: a family member, a snapshot or
+    any Hugging Face BERT directory with a fast tokenizer), or the name of a member of
+    ``family`` (``strong``, ``strong@1500`` for a snapshot).
+    """
+
+    name: SafeName
+    model: str
+    family: Path | None = None  # a family YAML, relative to this config's folder
+    family_run_dir: Path | None = None  # where its checkpoints live (default: the family's run dir)
+    run_dir: Path | None = None  # default: runs/<name>
+    data_dir: Path | None = None
+    strict: bool = False
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    training: FinetuneSettings = Field(default_factory=FinetuneSettings)
+    end_to_end: bool = True
+    """Finetune end to end (false: the frozen-feature baselines only)."""
+    baselines: BaselineSettings = Field(default_factory=BaselineSettings)
+
+    def resolved_run_dir(self) -> Path:
+        """The run directory (``runs/<name>`` unless set)."""
+        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
+
+
+C = TypeVar("C", ExperimentConfig, FinetuneConfig)
+
+
+def _load_with_family(model: type[C], path: str | Path, overrides: list[str] | tuple[str, ...]) -> C:
+    """Load a YAML into ``model``; a relative ``family`` path is taken from the YAML's folder."""
+    config = load_config(model, path, overrides)
     if config.family is not None and not config.family.is_absolute():
         candidate = Path(path).parent / config.family
         if candidate.is_file():
             config.family = candidate
     return config
+
+
+def load_experiment_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Load an experiment YAML; a relative ``family`` path is taken from the YAML's folder."""
+    return _load_with_family(ExperimentConfig, path, overrides)
+
+
+def load_finetune_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
+    """Load a finetuning YAML; a relative ``family`` path is taken from the YAML's folder."""
+    return _load_with_family(FinetuneConfig, path, overrides)

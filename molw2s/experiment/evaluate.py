@@ -22,6 +22,8 @@ from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_
 
 PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
 MEASURED = ("err_w2s", "predgap", "pgr", "gain")
+#: the same quantities under the finetuned student (``w2s.student: finetune``), when present
+FINETUNED = {"ft_err_w2s": "err_w2s", "ft_predgap": "predgap", "ft_pgr": "pgr", "ft_gain": "gain"}
 #: the paper's claim "holds" on a task when M's Spearman rho with Err_w2s is at least this
 #: and its bootstrap interval excludes zero (documented in docs/experiment.md)
 STRONG_RHO = 0.5
@@ -70,7 +72,7 @@ def sensitivity_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 def model_summary(cells: pd.DataFrame) -> pd.DataFrame:
     """Per weak model: seed means of the predictors and measured quantities."""
-    cols = [c for c in (*PREDICTORS, *MEASURED, "err_sc", "k_w", "k_s") if c in cells.columns]
+    cols = [c for c in (*PREDICTORS, *MEASURED, "err_sc", *FINETUNED, "ft_err_sc", "k_w", "k_s") if c in cells.columns]
     summary = cells.groupby("weak", sort=False)[cols].mean().reset_index()
     summary.insert(1, "n_seeds", cells.groupby("weak", sort=False).size().to_numpy())
     ordered: pd.DataFrame = summary.sort_values("M").reset_index(drop=True)
@@ -166,6 +168,29 @@ def interpret(
     return text
 
 
+def student_comparison(corr: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
+    """Per strong student (linear; finetuned when measured): mean Err_w2s and Err_sc, and
+    M's Spearman rho with Err_w2s and with PGR, with intervals."""
+    students = {"linear": ("err_w2s", "err_sc", "pgr")}
+    if "ft_err_w2s" in corr.measured.to_numpy():
+        students["finetuned"] = ("ft_err_w2s", "ft_err_sc", "ft_pgr")
+    records = []
+    for student, (err, ceiling, pgr) in students.items():
+        rec: dict[str, Any] = {
+            "student": student,
+            "mean Err_w2s": part[err].mean(),
+            "mean Err_sc": part[ceiling].mean(),
+        }
+        for measured, label in ((err, "Err_w2s"), (pgr, "PGR")):
+            sel = corr[(corr.predictor == "M") & (corr.measured == measured) & (corr.method == "spearman")]
+            if len(sel):
+                row = sel.iloc[0]
+                rec[f"rho(M, {label}) [CI]"] = f"{row.value:.2f} {interval_text(row.ci_low, row.ci_high)}"
+        records.append(rec)
+    frame: pd.DataFrame = pd.DataFrame(records)
+    return frame
+
+
 @dataclass(frozen=True)
 class TaskEvaluation:
     """Everything evaluated for one task: what the report section shows and results.json holds."""
@@ -190,6 +215,7 @@ class TaskEvaluation:
             "rule_sensitivity": self.sensitivity.to_dict(orient="records"),
             "predgap_check_spearman": self.check_rho,
             "label_based_comparison": {b: [x.to_dict() for x in stats_] for b, stats_ in self.paired.items()},
+            "students": student_comparison(self.corr, self.part).to_dict(orient="records"),
             "interpretation": self.interpretation,
             "figures": {k: str(v.relative_to(out_dir)) for k, v in self.paths.items()},
         }
@@ -213,9 +239,10 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
     }
     all_corr = []
     for task, part in cells.groupby("task", sort=False):
+        measured = [*MEASURED, *(c for c in FINETUNED if c in part.columns and part[c].notna().any())]
         corr = correlations_frame(
             bootstrap_correlations(
-                part, [p for p in PREDICTORS if part[p].notna().any()], list(MEASURED), **_bootstrap_args(ev)
+                part, [p for p in PREDICTORS if part[p].notna().any()], measured, **_bootstrap_args(ev)
             )
         )
         corr.insert(0, "task", task)
@@ -274,7 +301,12 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
         f"Splits: {config.splits.method}, seeds {config.splits.seeds}. "
         f"D_w = {config.splits.n_weak}, D_s = {config.splits.n_strong} of the training part. "
         f"Heads: {head.solver}, beta = {head.beta:g}, scale = {head.scale}. "
-        f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
+        + (
+            "Strong students: the linear heads and the strong encoder finetuned end to end (w2s.finetune). "
+            if config.w2s.student == "finetune"
+            else ""
+        )
+        + f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
         f"Errors are test MSE in the task's units; correlations are across weak models of their "
         f"seed means, with {config.evaluation.confidence:.0%} percentile bootstrap intervals "
         f"({config.evaluation.n_boot} resamples; resampling unit: {config.evaluation.resample.replace('_', ' ')})."
@@ -314,6 +346,15 @@ def _task_section(doc: Document, te: TaskEvaluation, out_dir: Path) -> None:
         str(te.paths["m_vs_predgap"].relative_to(out_dir)),
         f"{te.task}: M against measured PredGap (seed means; bars: {SPREAD_CAPTION})",
     )
+    students = student_comparison(te.corr, te.part)
+    if len(students) > 1:
+        doc.heading("Linear and finetuned strong students", 3)
+        doc.table(students)
+        doc.paragraph(
+            "The same weak teachers, D_s and test sets; the linear student is a head on the frozen strong "
+            "representation, the finetuned one the strong encoder trained end to end on the weak labels "
+            "(its ceiling: trained on the gold labels of D_s). M is computed from the frozen representations."
+        )
     doc.heading("Dependence on the rule for k", 3)
     doc.table(te.sensitivity)
     doc.heading("Theory check: PredGap_hat against measured PredGap", 3)

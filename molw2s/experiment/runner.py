@@ -21,8 +21,8 @@ from molw2s.errors import ConfigError
 from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
-from molw2s.experiment.sweep import sweep_task
-from molw2s.io import write_text_atomic
+from molw2s.experiment.sweep import FinetunedStudent, sweep_task
+from molw2s.io import safe_filename, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,11 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     specs = resolve_encoders(config)
+    if config.w2s.student == "finetune" and not specs[config.strong].startswith("bert:"):
+        raise ConfigError(
+            f"w2s.student=finetune finetunes the strong encoder, but {config.strong!r} is a featuriser, "
+            "not a transformer checkpoint"
+        )
     plans = model_plans(config, specs)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
     pretrain_if_needed(config, progress=progress)
@@ -146,6 +151,15 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
         dropped = sum(s.n_dropped for s in splits)
         if dropped:
             data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")
-        rows += sweep_task(task.name, task.y, reps, splits, config, run_dir / "cells", weak=weak, progress=progress)
+        student = (
+            FinetunedStudent(
+                Path(specs[config.strong][5:]), task.smiles, run_dir / "students" / safe_filename(task.name)
+            )
+            if config.w2s.student == "finetune"
+            else None
+        )
+        rows += sweep_task(
+            task.name, task.y, reps, splits, config, run_dir / "cells", weak=weak, student=student, progress=progress
+        )
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
     return evaluate(rows, config, run_dir / "report")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,22 @@ import numpy as np
 
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
+from molw2s.experiment.student import finetuned_ceiling, finetuned_w2s
 from molw2s.io import content_hash, read_json_checked, safe_filename, write_json_checked
 
 CELL_VERSION = "w2s-cell-v2"
+#: settings of the finetuned student: they key a cell only when that student runs
+STUDENT_FIELDS = {"student", "finetune", "student_valid_frac"}
+
+
+@dataclass(frozen=True)
+class FinetunedStudent:
+    """What the finetuned student of a task needs: the strong checkpoint, the task's
+    molecules (rows of the representations) and where its finetuned models are cached."""
+
+    checkpoint: Path
+    smiles: Sequence[str]
+    cache_dir: Path
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -44,7 +58,7 @@ def cell_key(
         split.weak.tolist(),
         split.strong.tolist(),
         split.test.tolist(),
-        config.w2s.model_dump(),
+        config.w2s.model_dump(exclude=STUDENT_FIELDS if config.w2s.student == "linear" else set()),
         config.predictor.model_dump(),
     )
 
@@ -58,17 +72,20 @@ def sweep_task(
     cells_dir: Path,
     *,
     weak: Sequence[str] | None = None,
+    student: FinetunedStudent | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Every (seed, weak model) cell of one task; finished cells are read back, not rerun.
     ``weak`` names the weak models (default ``config.weak``; ``molw2s run`` adds the
-    expansions of ``config.expand``)."""
+    expansions of ``config.expand``); ``student`` (with ``w2s.student: finetune``) adds the
+    finetuned student's ``ft_*`` measurements to each cell."""
     from tqdm.auto import tqdm
 
     digests = {name: array_digest(H) for name, H in representations.items()}
     y_digest = array_digest(np.asarray(y, dtype=np.float64))
     jobs = [(split, name) for split in splits for name in (config.weak if weak is None else weak)]
     rows = []
+    ceilings: dict[int, np.ndarray] = {}
     operators = OperatorCache()
     bar = tqdm(jobs, desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
     for split, name in bar:
@@ -87,6 +104,24 @@ def sweep_task(
                 operators=operators,
                 names=(name, config.strong),
             )
+            if student is not None:
+                if split.seed not in ceilings:
+                    ceilings[split.seed] = finetuned_ceiling(
+                        student.checkpoint, student.smiles, y, split, config, student.cache_dir, progress=progress
+                    )
+                row.update(
+                    finetuned_w2s(
+                        student.checkpoint,
+                        student.smiles,
+                        y,
+                        representations[name],
+                        split,
+                        config,
+                        ceilings[split.seed],
+                        student.cache_dir,
+                        progress=progress,
+                    )
+                )
             row.update(
                 task=task_name,
                 weak=name,

@@ -21,7 +21,7 @@ import numpy as np
 
 from molw2s.errors import ConfigError, DataError
 from molw2s.w2s.features import Scale
-from molw2s.w2s.heads import HeadConfig, Solver
+from molw2s.w2s.heads import HeadConfig, LinearHead, Solver
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
 from molw2s.w2s.validation import as_matrix, as_vector, same_rows
 
@@ -93,6 +93,16 @@ def check_indices(n_rows: int, **sets: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def fit_weak_model(
+    H_w: np.ndarray, y: np.ndarray, weak_idx: np.ndarray, head: HeadConfig, *, progress: bool = False
+) -> LinearHead:
+    """The weak model f_w: ``head`` fitted on D_w's gold labels, labels standardised with
+    D_w's mean and std (the statistics every head of the protocol uses)."""
+    return head.build(progress=progress).fit(
+        H_w[weak_idx], y[weak_idx], label_mean=float(y[weak_idx].mean()), label_std=float(y[weak_idx].std())
+    )
+
+
 def run_w2s(
     H_w: np.ndarray,
     H_s: np.ndarray,
@@ -125,8 +135,8 @@ def run_w2s(
     if weak_head.scale != head.scale:
         raise ConfigError(f"weak and strong heads must use the same scale (got {weak_head.scale!r} and {head.scale!r})")
 
-    label_stats = {"label_mean": float(y[weak].mean()), "label_std": float(y[weak].std())}
-    f_w = weak_head.build(progress=progress).fit(H_w[weak], y[weak], **label_stats)
+    f_w = fit_weak_model(H_w, y, weak, weak_head, progress=progress)
+    label_stats = {"label_mean": f_w.label_mean_, "label_std": f_w.label_std_}
     weak_labels = f_w.predict(H_w[strong])
     f_w2s = head.build(progress=progress).fit(H_s[strong], weak_labels, **label_stats)
     f_sc = head.build(progress=progress).fit(H_s[strong], y[strong], **label_stats)

@@ -1,0 +1,49 @@
+"""``molw2s finetune CONFIG``: finetune a checkpoint on tasks, beside frozen-feature baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``finetune`` command to ``app``."""
+    app.command("finetune")(finetune)
+
+
+def finetune(
+    config: Path = typer.Argument(..., help="Finetuning YAML, e.g. configs/finetune.yaml."),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="key=value overrides, e.g. model=strong@1500 training.epochs=10 splits.seeds=[122]"
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Directory with the task files (overrides data_dir)."
+    ),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Finetune a checkpoint end to end on each task and split seed, and fit ridge / RBF-SVR
+    baselines on frozen features; write a report with errors in the tasks' original units.
+
+    Rerunning the same command skips finished seeds and resumes the one in progress.
+    """
+    from rich.console import Console
+
+    from molw2s.experiment.config import load_finetune_config
+    from molw2s.experiment.finetune import run_finetune
+
+    extra = list(overrides or [])
+    if data_dir is not None:
+        extra.append(f"data_dir={data_dir}")
+    if run_dir is not None:
+        extra.append(f"run_dir={run_dir}")
+    cfg = load_finetune_config(config, extra)
+    results = run_finetune(cfg, progress=progress)
+    console = Console()
+    for row in results["summary"]:
+        std = row["rmse_std"]
+        shown = f"{row['rmse_mean']:.3f}" + ("" if std is None else f" +- {std:.3f}")
+        console.print(f"{row['task']:>12}  {row['method']:<24} test RMSE {shown}", highlight=False)
+    console.print(f"\nreport: {cfg.resolved_run_dir() / 'report' / 'report.md'}", highlight=False)

@@ -1,0 +1,122 @@
+"""The finetuned strong student (``w2s.student: finetune``): the W2S protocol of theory.md
+section 2 with f_w2s and f_sc the strong encoder finetuned end to end instead of linear heads.
+
+The weak teacher stays the linear head f_w fitted on D_w (exactly the one of the linear
+protocol). D_s is cut once per seed into a fitting part and a validation part
+(``w2s.student_valid_frac``) used for early stopping; each student is validated on the
+labels it is trained on (weak labels for f_w2s, gold labels for f_sc), so the W2S student
+never sees a gold label. Measured on the test part like the linear protocol, reported
+under ``ft_*`` keys beside the linear student's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molw2s.experiment.cell import CellSplit
+from molw2s.experiment.config import CellSettings
+from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
+from molw2s.io import content_hash, file_digest, read_json_checked, write_json_checked
+from molw2s.w2s.metrics import mse, pgr, regression_metrics
+from molw2s.w2s.protocol import fit_weak_model
+
+FINETUNED_KEYS = ("ft_err_w2s", "ft_err_sc", "ft_pgr", "ft_predgap", "ft_gain")
+
+
+def validation_cut(strong: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """D_s cut into (fitting rows, validation rows), at least one of each, drawn with ``seed``."""
+    order = np.random.default_rng([seed, 0x5EED]).permutation(len(strong))
+    n_valid = min(max(1, round(fraction * len(strong))), len(strong) - 1)
+    return np.sort(strong[order[n_valid:]]), np.sort(strong[order[:n_valid]])
+
+
+def finetuned_ceiling(
+    checkpoint: Path,
+    smiles: Sequence[str],
+    y: np.ndarray,
+    split: CellSplit,
+    settings: CellSettings,
+    cache_dir: Path,
+    *,
+    progress: bool = False,
+) -> np.ndarray:
+    """Test predictions of f_sc: the checkpoint finetuned on D_s's gold labels (one per seed,
+    cached under ``cache_dir`` by a content hash of its inputs)."""
+    return _student(checkpoint, smiles, y[split.strong], split, settings, cache_dir, "ceiling", progress)
+
+
+def finetuned_w2s(
+    checkpoint: Path,
+    smiles: Sequence[str],
+    y: np.ndarray,
+    H_w: np.ndarray,
+    split: CellSplit,
+    settings: CellSettings,
+    ceiling: np.ndarray,
+    cache_dir: Path,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The ``ft_*`` measurements of one cell: f_w2s finetuned on f_w's labels of D_s,
+    against the finetuned ceiling's test predictions ``ceiling``."""
+    f_w = fit_weak_model(H_w, y, split.weak, settings.w2s.weak)
+    weak_labels = f_w.predict(H_w[split.strong])
+    pred_w2s = _student(checkpoint, smiles, weak_labels, split, settings, cache_dir, "w2s", progress)
+    y_test = y[split.test]
+    m_w, m_w2s, m_sc = (regression_metrics(y_test, p) for p in (f_w.predict(H_w[split.test]), pred_w2s, ceiling))
+    return {
+        "ft_err_w2s": m_w2s.mse,
+        "ft_err_sc": m_sc.mse,
+        "ft_rmse_w2s": m_w2s.rmse,
+        "ft_rmse_sc": m_sc.rmse,
+        "ft_pgr": pgr(m_w.mse, m_w2s.mse, m_sc.mse),
+        "ft_predgap": mse(pred_w2s, ceiling),
+        "ft_gain": m_w.mse - m_w2s.mse,
+    }
+
+
+def _student(
+    checkpoint: Path,
+    smiles: Sequence[str],
+    labels: np.ndarray,
+    split: CellSplit,
+    settings: CellSettings,
+    cache_dir: Path,
+    role: str,
+    progress: bool,
+) -> np.ndarray:
+    """Test predictions of the checkpoint finetuned on ``labels`` (one per D_s row)."""
+    fit_rows, valid_rows = validation_cut(split.strong, settings.w2s.student_valid_frac, split.seed)
+    label_of = dict(zip(split.strong.tolist(), np.asarray(labels, dtype=np.float64).tolist(), strict=True))
+    fit, valid = (
+        LabelledSmiles.of([smiles[i] for i in rows], [label_of[i] for i in rows.tolist()])
+        for rows in (fit_rows, valid_rows)
+    )
+    key = content_hash(
+        "finetuned-student-v1",
+        role,
+        file_digest(checkpoint / "model.safetensors", "sha256"),
+        [smiles[i] for i in split.test],
+        fit_rows.tolist(),
+        valid_rows.tolist(),
+        labels,
+        settings.w2s.finetune.model_dump(),
+        split.seed,
+    )
+    path = cache_dir / f"{role}.seed{split.seed}.{key}.json"
+    cached = read_json_checked(path)
+    if cached is not None and cached.get("key") == key:
+        return np.asarray(cached["test_predictions"], dtype=np.float64)
+    state_dir = cache_dir / "state" / key
+    fitted = finetune_regressor(
+        checkpoint, fit, valid, settings.w2s.finetune, seed=split.seed, state_dir=state_dir, progress=progress
+    )
+    pred = fitted.predict([smiles[i] for i in split.test])
+    write_json_checked(path, {"key": key, "best_epoch": fitted.best_epoch, "test_predictions": pred.tolist()})
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return pred

@@ -1,0 +1,174 @@
+"""End-to-end finetuning: it learns a learnable label, restores the best epoch, resumes a
+killed run bit for bit, is identical when rerun, and fails clearly on bad input; the
+frozen-feature baselines equal a direct scikit-learn fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+from transformers import BertConfig, BertModel
+
+from molw2s.data.tasks import load_task
+from molw2s.encoders.model_files import load_encoder
+from molw2s.encoders.tokenizer import save_tokenizer
+from molw2s.errors import DataError, MolW2SError, TrainingError
+from molw2s.finetuning import trainer
+from molw2s.finetuning.baselines import fit_baseline
+from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
+from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
+
+FAST = FinetuneSettings(epochs=6, batch_size=16, lr=2e-3, warmup_frac=0.0, patience=None, dropout=0.0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("nci_logp")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, task, make_tiny_checkpoint) -> Path:
+    """A tiny randomly initialised MolBERT checkpoint whose vocabulary covers the task."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ft_model"), task.smiles, layers=2, hidden=32)
+
+
+def _parts(task, n_train: int = 240, n_valid: int = 80):
+    smiles, y = np.asarray(task.smiles, dtype=object), task.y
+    train = LabelledSmiles.of(list(smiles[:n_train]), y[:n_train])
+    valid = LabelledSmiles.of(list(smiles[n_train : n_train + n_valid]), y[n_train : n_train + n_valid])
+    return train, valid
+
+
+def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def test_finetuning_learns_a_learnable_label(model_dir, task):
+    train, valid = _parts(task)
+    fitted = finetune_regressor(model_dir, train, valid, FAST, seed=0)
+    before = _rmse(np.full(len(valid), train.y.mean()), valid.y)  # the untrained head predicts ~ the mean
+    after = _rmse(fitted.predict(valid.smiles), valid.y)
+    assert after < 0.8 * before, (before, after)
+    assert fitted.history[0]["valid_rmse"] > after
+
+
+def test_best_epoch_is_restored_and_early_stopping_counts_patience(model_dir, task):
+    train, valid = _parts(task)
+    settings = FAST.model_copy(update={"epochs": 12, "lr": 5e-3, "patience": 2})
+    fitted = finetune_regressor(model_dir, train, valid, settings, seed=1)
+    curve = [h["valid_rmse"] for h in fitted.history]
+    assert fitted.best_epoch == int(np.argmin(curve)) + 1
+    assert _rmse(fitted.predict(valid.smiles), valid.y) == pytest.approx(min(curve), rel=1e-6)
+    if fitted.stopped_early:
+        assert len(curve) == fitted.best_epoch + 2
+    else:
+        assert len(curve) == 12
+
+
+def test_killed_run_resumes_to_identical_weights(model_dir, task, tmp_path, monkeypatch):
+    train, valid = _parts(task, 96, 32)
+    settings = FAST.model_copy(update={"epochs": 4, "dropout": 0.2})
+    reference = finetune_regressor(model_dir, train, valid, settings, seed=3)
+    saves = {"n": 0}
+    real_save = trainer._save_state
+
+    def save_then_die(path, **state):
+        real_save(path, **state)
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise KeyboardInterrupt  # killed right after epoch 2 was saved
+
+    monkeypatch.setattr(trainer, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_regressor(model_dir, train, valid, settings, seed=3, state_dir=tmp_path)
+    monkeypatch.setattr(trainer, "_save_state", real_save)
+    torch.manual_seed(12345)  # the global generator's state must not matter: it is restored
+    resumed = finetune_regressor(model_dir, train, valid, settings, seed=3, state_dir=tmp_path)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_state(model_dir, task, tmp_path, monkeypatch):
+    train, valid = _parts(task, 64, 16)
+    settings = FAST.model_copy(update={"epochs": 3})  # 4 batches per epoch
+    forward = trainer.RegressionModel.forward
+    calls = {"n": 0}
+
+    def poisoned(self, input_ids, attention_mask):
+        out = forward(self, input_ids, attention_mask)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 6:  # epoch 2, batch 2
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer.RegressionModel, "forward", poisoned)
+    with pytest.raises(TrainingError, match=r"step 6 \(epoch 2, batch 2\).*after epoch 1 is kept"):
+        finetune_regressor(model_dir, train, valid, settings, seed=0, state_dir=tmp_path)
+    assert (tmp_path / trainer.STATE_FILE).is_file()
+
+
+def test_bad_inputs_get_clear_errors(model_dir, task, tmp_path):
+    train, valid = _parts(task, 64, 16)
+    with pytest.raises(MolW2SError, match="no such model directory"):
+        finetune_regressor(tmp_path / "missing", train, valid, FAST)
+    (tmp_path / "incomplete").mkdir()
+    (tmp_path / "incomplete" / "config.json").write_text("{}")
+    with pytest.raises(MolW2SError, match="no model.safetensors"):
+        finetune_regressor(tmp_path / "incomplete", train, valid, FAST)
+    with pytest.raises(DataError, match="validation part"):
+        finetune_regressor(model_dir, train, LabelledSmiles.of([], []), FAST)
+    constant = LabelledSmiles.of(train.smiles, np.ones(len(train)))
+    with pytest.raises(DataError, match="constant"):
+        finetune_regressor(model_dir, constant, valid, FAST)
+    with pytest.raises(DataError, match="NaN"):
+        LabelledSmiles.of(["CCO", "CCN"], [1.0, float("nan")])
+
+
+def test_a_plain_hugging_face_bert_directory_loads_and_finetunes(model_dir, task, tmp_path):
+    tok = load_encoder(model_dir)[1]
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(tmp_path))
+    save_tokenizer(tok, tmp_path)
+    encoder, _ = load_encoder(tmp_path)
+    assert encoder.config.hidden_size == 16
+    train, valid = _parts(task, 64, 16)
+    fitted = finetune_regressor(tmp_path, train, valid, FAST.model_copy(update={"epochs": 1}))
+    assert np.isfinite(fitted.predict(valid.smiles)).all()
+
+
+def test_ridge_baseline_picks_alpha_on_validation_then_refits_on_train_and_valid():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = X @ rng.normal(size=8) + 0.3 * rng.normal(size=120) + 5.0
+    settings = BaselineSettings(ridge_alphas=[0.01, 1.0, 1e4])
+    fitted = fit_baseline("ridge", X[:80], y[:80], X[80:100], y[80:100], settings)
+    assert fitted.value in (0.01, 1.0)  # the huge alpha cannot win on a clean linear problem
+    # independent reference: scale X and y on train + valid, ridge, unscale
+    Xs, ys = StandardScaler().fit(X[:100]), StandardScaler().fit(y[:100, None])
+    ref = Ridge(alpha=fitted.value).fit(Xs.transform(X[:100]), ys.transform(y[:100, None]).ravel())
+    expected = ys.inverse_transform(ref.predict(Xs.transform(X[100:]))[:, None]).ravel()
+    np.testing.assert_allclose(fitted.predict(X[100:]), expected, rtol=1e-8)
+    svr = fit_baseline("svr", X[:80], y[:80], X[80:100], y[80:100])
+    assert _rmse(svr.predict(X[100:]), y[100:]) < y[100:].std()
+
+
+def test_baselines_reject_non_finite_features():
+    X = np.ones((10, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(DataError, match="training features"):
+        fit_baseline("ridge", X, np.arange(10.0), np.ones((2, 2)), np.ones(2))
