@@ -69,3 +69,19 @@ def make_tiny_checkpoint():
         return path
 
     return build
+
+
+@pytest.fixture(scope="session")
+def logp_task_with_checkpoint(tmp_path_factory, make_tiny_checkpoint):
+    """``(csv, model_dir)``: a 200-molecule CSV task (columns ``smiles``, ``logp``: RDKit's
+    logP of NCI molecules) and a tiny checkpoint whose vocabulary covers it."""
+    import pandas as pd
+
+    from molw2s.data.tasks import load_task
+
+    root = tmp_path_factory.mktemp("logp200")
+    task = load_task("nci_logp")
+    smiles, y = task.smiles[:200], task.y[:200]
+    csv = root / "logp200.csv"
+    pd.DataFrame({"smiles": smiles, "logp": y}).to_csv(csv, index=False)
+    return csv, make_tiny_checkpoint(root / "model", smiles)

@@ -172,3 +172,15 @@ def test_baselines_reject_non_finite_features():
     X[3, 1] = np.nan
     with pytest.raises(DataError, match="training features"):
         fit_baseline("ridge", X, np.arange(10.0), np.ones((2, 2)), np.ones(2))
+
+
+def test_freezing_keeps_the_bottom_blocks_fixed(model_dir, task):
+    train, valid = _parts(task, 64, 16)
+    original, _ = load_encoder(model_dir)
+    fitted = finetune_regressor(model_dir, train, valid, FAST.model_copy(update={"epochs": 1, "freeze": 2}))
+    tuned = fitted.model.encoder
+    for name, p in original.embeddings.named_parameters():
+        assert torch.equal(p, dict(tuned.embeddings.named_parameters())[name]), name
+    first, last = (dict(original.encoder.layer[i].named_parameters()) for i in (0, 1))
+    assert all(torch.equal(p, first[n]) for n, p in tuned.encoder.layer[0].named_parameters())
+    assert any(not torch.equal(p, last[n]) for n, p in tuned.encoder.layer[1].named_parameters())

@@ -13,24 +13,19 @@ import yaml
 from typer.testing import CliRunner
 
 from molw2s.cli import app
-from molw2s.data.tasks import load_task
 from molw2s.errors import ConfigError, DataError
 from molw2s.experiment.config import load_finetune_config
 from molw2s.experiment.finetune import run_finetune
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, make_tiny_checkpoint):
-    """A 160-molecule CSV task (RDKit logP of NCI molecules) and a tiny checkpoint."""
+def setup(tmp_path_factory, logp_task_with_checkpoint):
+    """A finetuning config of a 200-molecule CSV task and a tiny checkpoint."""
+    csv, model = logp_task_with_checkpoint
     root = tmp_path_factory.mktemp("ft_run")
-    task = load_task("nci_logp")
-    smiles, y = task.smiles[:160], task.y[:160]
-    csv = root / "logp_small.csv"
-    pd.DataFrame({"smiles": smiles, "logp": y}).to_csv(csv, index=False)
-    make_tiny_checkpoint(root / "model", smiles)
     cfg = {
         "name": "ft_test",
-        "model": str(root / "model"),
+        "model": str(model),
         "tasks": [{"name": str(csv), "label_col": "logp"}],
         "splits": {"method": "random", "seeds": [0, 1]},
         "training": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "device": "cpu"},
@@ -46,7 +41,7 @@ def test_cli_writes_the_report_and_two_fresh_runs_agree(setup, tmp_path):
     for name in ("a", "b"):
         result = runner.invoke(app, ["finetune", str(setup), "--run-dir", str(tmp_path / name), "--no-progress"])
         assert result.exit_code == 0, result.output
-    assert "logp_small" in result.output and "svr(maccs)" in result.output
+    assert "logp200" in result.output and "svr(maccs)" in result.output
     report = tmp_path / "a" / "report"
     for name in (
         "results.json",
@@ -54,7 +49,7 @@ def test_cli_writes_the_report_and_two_fresh_runs_agree(setup, tmp_path):
         "summary.csv",
         "report.md",
         "report.html",
-        "figures/parity_logp_small.png",
+        "figures/parity_logp200.png",
     ):
         assert (report / name).is_file(), name
     a, b = (pd.read_csv(tmp_path / n / "report" / "results.csv") for n in ("a", "b"))

@@ -21,21 +21,16 @@ FINETUNE = {"epochs": 2, "batch_size": 16, "lr": 1e-3, "patience": None, "device
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, make_tiny_checkpoint):
-    root = tmp_path_factory.mktemp("student")
-    task = load_task("nci_logp")
-    smiles, y = task.smiles[:200], task.y[:200]
-    csv = root / "logp200.csv"
-    pd.DataFrame({"smiles": smiles, "logp": y}).to_csv(csv, index=False)
-    make_tiny_checkpoint(root / "strong", smiles)
-    return root, csv
+def setup(logp_task_with_checkpoint):
+    csv, model = logp_task_with_checkpoint
+    return model, csv
 
 
-def _config(root, csv, run_dir, **extra) -> ExperimentConfig:
+def _config(model, csv, run_dir, **extra) -> ExperimentConfig:
     data = {
         "name": "student",
         "run_dir": str(run_dir),
-        "strong": f"bert:{root / 'strong'}",
+        "strong": f"bert:{model}",
         "weak": ["maccs", "ecfp2-256", "ecfp4-512"],
         "tasks": [{"name": str(csv), "label_col": "logp"}],
         "splits": {"method": "random", "seeds": [0, 1], "min_weak": 10, "min_strong": 10, "min_test": 10},
@@ -56,8 +51,8 @@ def test_validation_cut_is_a_seeded_partition_of_d_s():
 
 
 def test_finetuned_student_cells_match_a_direct_recomputation(setup, tmp_path, monkeypatch):
-    root, csv = setup
-    config = _config(root, csv, tmp_path / "run")
+    model, csv = setup
+    config = _config(model, csv, tmp_path / "run")
     calls = {"n": 0}
     real = sweep.finetuned_ceiling
 
@@ -76,11 +71,10 @@ def test_finetuned_student_cells_match_a_direct_recomputation(setup, tmp_path, m
     assert [s["student"] for s in entry["students"]] == ["linear", "finetuned"]
 
     # recompute one cell from scratch: weak head on D_w, student finetuned on its labels
-    from molw2s.data.tasks import load_task as load
     from molw2s.encoders.embed import embed_task
     from molw2s.experiment.cell import task_cell_splits
 
-    task = load(str(csv), label_col="logp")
+    task = load_task(str(csv), label_col="logp")
     split = task_cell_splits(task, config)[1]
     H_w = embed_task("ecfp2-256", task)
     f_w = fit_weak_model(H_w, task.y, split.weak, config.w2s.weak)
@@ -88,7 +82,7 @@ def test_finetuned_student_cells_match_a_direct_recomputation(setup, tmp_path, m
     fit, valid = validation_cut(split.strong, config.w2s.student_valid_frac, split.seed)
     smiles = task.smiles
     student = finetune_regressor(
-        root / "strong",
+        model,
         LabelledSmiles.of([smiles[i] for i in fit], [weak_labels[i] for i in fit.tolist()]),
         LabelledSmiles.of([smiles[i] for i in valid], [weak_labels[i] for i in valid.tolist()]),
         config.w2s.finetune,
@@ -100,7 +94,7 @@ def test_finetuned_student_cells_match_a_direct_recomputation(setup, tmp_path, m
 
 
 def test_a_featuriser_strong_model_cannot_be_finetuned(setup, tmp_path):
-    root, csv = setup
-    config = _config(root, csv, tmp_path, strong="rdkit2d")
+    model, csv = setup
+    config = _config(model, csv, tmp_path, strong="rdkit2d")
     with pytest.raises(ConfigError, match="featuriser"):
         run_experiment(config, progress=False)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from molw2s.cli.run_options import DATA_DIR, PROGRESS, RUN_DIR, with_paths
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``finetune`` command to ``app``."""
@@ -18,11 +20,9 @@ def finetune(
     overrides: Optional[list[str]] = typer.Argument(
         None, help="key=value overrides, e.g. model=strong@1500 training.epochs=10 splits.seeds=[122]"
     ),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", help="Directory with the task files (overrides data_dir)."
-    ),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    data_dir: Optional[Path] = DATA_DIR,
+    run_dir: Optional[Path] = RUN_DIR,
+    progress: bool = PROGRESS,
 ) -> None:
     """Finetune a checkpoint end to end on each task and split seed, and fit ridge / RBF-SVR
     baselines on frozen features; write a report with errors in the tasks' original units.
@@ -34,11 +34,7 @@ def finetune(
     from molw2s.experiment.config import load_finetune_config
     from molw2s.experiment.finetune import run_finetune
 
-    extra = list(overrides or [])
-    if data_dir is not None:
-        extra.append(f"data_dir={data_dir}")
-    if run_dir is not None:
-        extra.append(f"run_dir={run_dir}")
+    extra = with_paths(overrides, data_dir, run_dir)
     cfg = load_finetune_config(config, extra)
     results = run_finetune(cfg, progress=progress)
     console = Console()
