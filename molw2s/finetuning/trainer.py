@@ -135,9 +135,10 @@ def finetune_regressor(
     pad_id = tokenizer.pad_token_id
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, settings.epochs), desc="finetune", unit="epoch", disable=not progress, leave=False)
     stopped_early = state is not None and state["stopped"]
-    for epoch in bar if not stopped_early else ():
+    remaining = range(start, start if stopped_early else settings.epochs)
+    bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
         model.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(train))
         losses = []
