@@ -194,10 +194,10 @@ def test_learning_rate_schedule(decay: str) -> None:
         assert all(a >= b for a, b in itertools.pairwise(f[10:]))
 
 
-def test_molbert_config_round_trips_through_the_auto_classes(tmp_path) -> None:
-    from transformers import AutoConfig, AutoModelForPreTraining, BertModel
+def test_molbert_config_round_trips_as_plain_bert(tmp_path) -> None:
+    from transformers import AutoConfig, BertConfig, BertModel
 
-    from molw2s.encoders.model import MolBertConfig, MolBertModel
+    from molw2s.encoders.model import MolBertConfig
     from molw2s.encoders.model_files import load_pretrained, save_model
     from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
     from molw2s.errors import MolW2SError
@@ -206,11 +206,10 @@ def test_molbert_config_round_trips_through_the_auto_classes(tmp_path) -> None:
     tokenizer = make_tokenizer(build_vocab(["CCO", "c1ccccc1N"]).token_to_id)
     save_model(model, tokenizer, tmp_path / "m")
     config = AutoConfig.from_pretrained(str(tmp_path / "m"))
-    assert type(config) is MolBertConfig and config.model_type == "molbert"
+    assert type(config) is BertConfig and config.model_type == "bert"  # transformers needs no molw2s class
     assert config.physchem == model.config.physchem and config.to_dict()["physchem"]["names"] == STATS.names
-    assert type(AutoModelForPreTraining.from_pretrained(str(tmp_path / "m"))) is MolBertForPretraining
-    assert type(AutoModel.from_pretrained(str(tmp_path / "m"))) is MolBertModel
-    assert isinstance(BertModel.from_pretrained(str(tmp_path / "m")), BertModel)
+    assert MolBertConfig.from_pretrained(str(tmp_path / "m")).physchem == model.config.physchem
+    assert isinstance(AutoModel.from_pretrained(str(tmp_path / "m")), BertModel)
     loaded, tok = load_pretrained(tmp_path / "m")
     assert not loaded.training and tok.get_vocab() == tokenizer.get_vocab()
     for name, value in model.state_dict().items():

@@ -65,6 +65,49 @@ def test_pretrain_prints_the_table_and_the_strong_model_learns(trained) -> None:
     assert not (run / "strong" / "checkpoints").exists()  # optimiser state dropped once finished
 
 
+def test_saved_models_load_with_transformers_alone_and_carry_a_model_card(trained) -> None:
+    """A fresh process importing only transformers loads the model and tokenizer (AutoModel,
+    AutoTokenizer) and computes the same hidden states as molw2s's loader."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from molw2s import __version__
+    from molw2s.encoders.model_files import load_encoder
+
+    _, run, _ = trained
+    final = run / "strong" / "final"
+    script = (
+        "import sys, json, torch\n"
+        "from transformers import AutoModel, AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1]); model = AutoModel.from_pretrained(sys.argv[1]).eval()\n"
+        "batch = tok(['CCO', 'c1ccccc1O'], padding=True, return_tensors='pt')\n"
+        "with torch.no_grad(): h = model(**batch).last_hidden_state\n"
+        "print(json.dumps({'mods': sorted(m for m in sys.modules if m.startswith('molw2s')),"
+        " 'ids': batch['input_ids'].tolist(), 'h': h.tolist()}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(final)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh["mods"] == []
+    model, tokenizer = load_encoder(final)
+    batch = tokenizer(["CCO", "c1ccccc1O"], padding=True, return_tensors="pt")
+    assert batch["input_ids"].tolist() == fresh["ids"]
+    with torch.no_grad():
+        ours = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].bool()
+    torch.testing.assert_close(torch.tensor(fresh["h"])[mask], ours[mask], atol=1e-5, rtol=1e-5)
+
+    card = (final / "README.md").read_text()
+    done = json.loads((run / "strong" / "COMPLETE.json").read_text())
+    assert "library_name: transformers" in card and f"| molw2s version | {__version__} |" in card
+    assert f"| steps | {done['steps']} |" in card and "nci5k" in card
+    assert f"| mlm_accuracy | {done['metrics']['mlm_accuracy']:.4g} |" in card
+    snapshot_card = (run / "strong" / "snapshots" / "step-00000100" / "README.md").read_text()
+    assert "snapshot at step 100" in snapshot_card
+
+
 def test_second_run_skips_finished_members(trained) -> None:
     config, run, _ = trained
     result = CliRunner().invoke(

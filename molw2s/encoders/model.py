@@ -1,10 +1,12 @@
 """MolBERT-style encoder: a Hugging Face BERT with a masked-LM head and a PhysChem head.
 
-:class:`MolBertConfig` is a ``BertConfig`` with its own ``model_type`` (``"molbert"``)
-and the PhysChem head's descriptor statistics (``physchem``), registered with
-``AutoConfig``, ``AutoModelForPreTraining`` (the whole model) and ``AutoModel`` (the bare
-encoder, :class:`MolBertModel`): ``save_pretrained`` / ``from_pretrained`` round-trip
-everything, and ``transformers.BertModel.from_pretrained(dir)`` also loads the encoder.
+:class:`MolBertConfig` is a ``BertConfig`` (``model_type: bert``) plus the PhysChem head's
+descriptor statistics (``physchem``, an extra key plain ``BertConfig`` keeps as an
+attribute). So a saved directory is plain BERT to ``transformers``: in a process that never
+imports molw2s, ``AutoConfig`` / ``AutoModel`` / ``AutoTokenizer.from_pretrained(dir)`` give
+the config, the bare encoder and the tokenizer; ``MolBertForPretraining.from_pretrained``
+restores the heads too. Older molw2s directories (``model_type: molbert``) still load
+through the molw2s classes.
 The PhysChem head (Fabian et al. 2020, MolBERT) regresses normalised RDKit
 descriptors from the pooled [CLS] output. The MLM decoder is not tied to the input
 embeddings (the vocabulary has ~100 tokens, so tying saves nothing, and untied weights
@@ -18,7 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, BertConfig, BertModel
+from transformers import BertConfig, BertModel
 from transformers.activations import ACT2FN
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
@@ -31,7 +33,7 @@ class MolBertConfig(BertConfig):  # type: ignore[no-untyped-call]
     """A BERT config plus ``physchem``: the PhysChem head's descriptor names and
     normalisation (``PhysChemStats.to_dict()``), or None for a model without the head."""
 
-    model_type = "molbert"
+    model_type = "bert"
 
     def __init__(self, physchem: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -157,11 +159,6 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
 
 
 class MolBertModel(BertModel):  # type: ignore[no-untyped-call]
-    """The bare encoder of a MolBERT directory (what ``AutoModel`` loads; heads ignored)."""
+    """The bare encoder of a MolBERT directory (a ``BertModel`` reading ``MolBertConfig``; heads ignored)."""
 
     config_class = MolBertConfig
-
-
-AutoConfig.register(MolBertConfig.model_type, MolBertConfig, exist_ok=True)
-AutoModel.register(MolBertConfig, MolBertModel, exist_ok=True)
-AutoModelForPreTraining.register(MolBertConfig, MolBertForPretraining, exist_ok=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from molw2s.encoders.model_card import write_model_card
 from molw2s.encoders.tokenizer import load_tokenizer, save_tokenizer
 from molw2s.errors import MolW2SError
 from molw2s.io import MANIFEST, verify_dir
@@ -37,11 +38,16 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> None:
-    """``model.save_pretrained`` (safetensors) plus the tokenizer, into ``directory``."""
+def save_model(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: str | Path, *, card: str | None = None
+) -> None:
+    """``model.save_pretrained`` (safetensors) plus the tokenizer, and the model card
+    ``README.md`` when ``card`` is given, into ``directory``."""
     with quiet_transformers():
         model.save_pretrained(str(directory))
     save_tokenizer(tokenizer, directory)
+    if card is not None:
+        write_model_card(directory, card)
 
 
 def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTrainedTokenizerFast]:
@@ -61,7 +67,9 @@ def load_pretrained(directory: str | Path) -> tuple[MolBertForPretraining, PreTr
     problems = {k: sorted(v)[:5] for k, v in info.items() if v}
     if problems:
         raise MolW2SError(f"{directory}: weights do not match the model: {problems}")
-    return model.eval(), load_tokenizer(directory)  # type: ignore[no-untyped-call]
+    with quiet_transformers():  # AutoTokenizer reads config.json too
+        tokenizer = load_tokenizer(directory)
+    return model.eval(), tokenizer  # type: ignore[no-untyped-call]
 
 
 def load_encoder(directory: str | Path) -> tuple[MolBertModel, PreTrainedTokenizerFast]:
@@ -82,7 +90,9 @@ def load_encoder(directory: str | Path) -> tuple[MolBertModel, PreTrainedTokeniz
         raise MolW2SError(f"{directory}: encoder weights do not match the model: {problems}")
     if not (directory / "tokenizer.json").is_file():
         raise MolW2SError(f"{directory}: no tokenizer.json (a molw2s or Hugging Face fast-tokenizer directory)")
-    return model.eval(), load_tokenizer(directory)  # type: ignore[no-untyped-call]
+    with quiet_transformers():  # AutoTokenizer reads config.json too
+        tokenizer = load_tokenizer(directory)
+    return model.eval(), tokenizer  # type: ignore[no-untyped-call]
 
 
 def _checked_model_dir(directory: str | Path) -> Path:

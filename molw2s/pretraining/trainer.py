@@ -33,6 +33,7 @@ from molw2s.errors import ConfigError
 from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
+from molw2s.pretraining.card import member_card
 from molw2s.pretraining.config import MemberConfig, TrainConfig
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.distributed import DistContext, init_distributed
@@ -295,7 +296,16 @@ class MemberTrainer:
         """A model-only HF directory (final model or named snapshot)."""
         if self.dist.is_main:
             meta = {"kind": "model", "member": self.member.name, "step": self.step, "metrics": metrics}
-            write_verified_dir(target, lambda tmp: save_model(self.model, self.data.tokenizer, tmp), meta)
+            card = member_card(
+                self.member,
+                self.cfg,
+                self.data,
+                step=self.step,
+                n_params=sum(p.numel() for p in self.model.parameters()),
+                metrics=metrics,
+                counters=self.counters,
+            )
+            write_verified_dir(target, lambda tmp: save_model(self.model, self.data.tokenizer, tmp, card=card), meta)
         self.dist.barrier()
 
     def _evaluate(self, train_loss: float) -> dict[str, Any]:
