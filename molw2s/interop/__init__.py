@@ -1,0 +1,1 @@
+"""Adapters to other libraries (deepchem, scikit-learn); each imports its library lazily."""
