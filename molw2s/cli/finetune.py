@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from molw2s.cli.run_options import DATA_DIR, PROGRESS, RUN_DIR, with_paths
+from molw2s.cli.run_options import DATA_DIR, PROGRESS, RUN_DIR, TRACKING, with_paths
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,7 @@ def finetune(
     data_dir: Optional[Path] = DATA_DIR,
     run_dir: Optional[Path] = RUN_DIR,
     progress: bool = PROGRESS,
+    tracking: str = TRACKING,
 ) -> None:
     """Finetune a checkpoint end to end on each task and split seed, and fit ridge / RBF-SVR
     baselines on frozen features; write a report with errors in the tasks' original units.
@@ -33,10 +34,11 @@ def finetune(
 
     from molw2s.experiment.config import load_finetune_config
     from molw2s.experiment.finetune import run_finetune
+    from molw2s.tracking import checked_tracking
 
     extra = with_paths(overrides, data_dir, run_dir)
     cfg = load_finetune_config(config, extra)
-    results = run_finetune(cfg, progress=progress)
+    results = run_finetune(cfg, progress=progress, tracking=checked_tracking(tracking))
     console = Console()
     for row in results["summary"]:
         std = row["rmse_std"]

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from molw2s.cli.run_options import DATA_DIR, PROGRESS, RUN_DIR, with_paths
+from molw2s.cli.run_options import DATA_DIR, PROGRESS, RUN_DIR, TRACKING, with_paths
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,7 @@ def run(
     data_dir: Optional[Path] = DATA_DIR,
     run_dir: Optional[Path] = RUN_DIR,
     progress: bool = PROGRESS,
+    tracking: str = TRACKING,
 ) -> None:
     """Pretrain (or reuse) the family, embed, run every W2S cell, evaluate and write the report.
 
@@ -33,10 +34,11 @@ def run(
 
     from molw2s.experiment.config import load_experiment_config
     from molw2s.experiment.runner import run_experiment
+    from molw2s.tracking import checked_tracking
 
     extra = with_paths(overrides, data_dir, run_dir)
     cfg = load_experiment_config(config, extra)
-    results = run_experiment(cfg, progress=progress)
+    results = run_experiment(cfg, progress=progress, tracking=checked_tracking(tracking))
     console = Console()
     out = cfg.resolved_run_dir() / "report"
     for task, res in results["tasks"].items():

@@ -1,4 +1,5 @@
-"""Options shared by the commands that run a config into a run directory (``run``, ``finetune``)."""
+"""Options shared by the commands that run a config into a run directory (``run``, ``finetune``,
+``pretrain``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import typer
 DATA_DIR = typer.Option(None, "--data-dir", help="Directory with the task files (overrides data_dir).")
 RUN_DIR = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>).")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+TRACKING = typer.Option(
+    "auto",
+    "--tracking",
+    help="Training curves and summaries to TensorBoard: auto (when tensorboard is installed), tensorboard, none.",
+)
 
 
 def with_paths(overrides: Optional[list[str]], data_dir: Optional[Path], run_dir: Optional[Path]) -> list[str]:

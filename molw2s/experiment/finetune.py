@@ -37,6 +37,7 @@ from molw2s.io import (
     write_json_checked,
     write_text_atomic,
 )
+from molw2s.tracking import LOG_DIR, Tracking
 from molw2s.w2s.metrics import regression_metrics
 
 CELL_VERSION = "finetune-cell-v1"
@@ -75,9 +76,10 @@ def finetune_seed_of(training_seed: int, split_seed: int) -> int:
     return int(np.random.SeedSequence([training_seed, split_seed]).generate_state(1)[0])
 
 
-def run_finetune(config: FinetuneConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_finetune(config: FinetuneConfig, *, progress: bool = True, tracking: Tracking = "auto") -> dict[str, Any]:
     """Finetune and fit the baselines on every task and seed; write the report; return
-    results.json's content."""
+    results.json's content. The finetuning curves go to ``tracking`` (:mod:`molw2s.tracking`)
+    under ``<run_dir>/tensorboard/<task>.seed<seed>``."""
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -86,12 +88,19 @@ def run_finetune(config: FinetuneConfig, *, progress: bool = True) -> dict[str, 
     for spec in config.tasks:
         task = load_task_spec(spec, data_dir=config.data_dir, strict=config.strict)
         for parts in split_task_seeds(task, config.splits, data_dir=config.data_dir):
-            cells.append(_cell(task, parts, checkpoint, config, run_dir, progress=progress))
+            cells.append(_cell(task, parts, checkpoint, config, run_dir, progress=progress, tracking=tracking))
     return write_finetune_report(cells, config, checkpoint, run_dir / "report")
 
 
 def _cell(
-    task: Task, parts: TaskSplit, checkpoint: Path, config: FinetuneConfig, run_dir: Path, *, progress: bool
+    task: Task,
+    parts: TaskSplit,
+    checkpoint: Path,
+    config: FinetuneConfig,
+    run_dir: Path,
+    *,
+    progress: bool,
+    tracking: Tracking,
 ) -> dict[str, Any]:
     """One task and split seed: finetuned model and baselines, read back when done before."""
     split = parts.split
@@ -119,7 +128,8 @@ def _cell(
     y_test = task.y[split.test]
     results: list[dict[str, Any]] = []
     predictions: dict[str, list[float]] = {}
-    state_dir = run_dir / "state" / f"{safe_filename(task.name)}.seed{parts.seed}"
+    name = f"{safe_filename(task.name)}.seed{parts.seed}"
+    state_dir = run_dir / "state" / name
     if config.end_to_end:
         fitted = finetune_regressor(
             checkpoint,
@@ -129,6 +139,8 @@ def _cell(
             seed=finetune_seed_of(config.training.seed, parts.seed),
             state_dir=state_dir,
             progress=progress,
+            tracking=tracking,
+            log_dir=run_dir / LOG_DIR / name,
         )
         pred = fitted.predict(list(smiles[split.test]))
         extra = {"best_epoch": fitted.best_epoch, "stopped_early": fitted.stopped_early, "history": fitted.history}

@@ -21,8 +21,10 @@ from molw2s.errors import ConfigError
 from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
+from molw2s.experiment.summary import log_summary
 from molw2s.experiment.sweep import FinetunedStudent, sweep_task
 from molw2s.io import safe_filename, write_text_atomic
+from molw2s.tracking import LOG_DIR, Tracking, open_logger
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def controlled_representations(
     return out
 
 
-def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
+def pretrain_if_needed(config: ExperimentConfig, *, progress: bool, tracking: Tracking = "auto") -> None:
     """Train the family members the experiment uses that are not finished yet."""
     if config.family is None:
         return
@@ -108,14 +110,23 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool) -> None:
     family = load_family_config(config.family)
     used = {m.name for m in family.members for n in [config.strong, *config.weak] if n.split("@")[0] == m.name}
     result = pretrain_family(
-        family, family_run_dir(config), members=sorted(used), data_dir=config.corpus_dir, progress=progress
+        family,
+        family_run_dir(config),
+        members=sorted(used),
+        data_dir=config.corpus_dir,
+        progress=progress,
+        tracking=tracking,
     )
     for row in result.rows:
         log.info("%s (%s): %s", row.name, row.status, row.metrics)
 
 
-def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run the whole experiment and write ``<run_dir>/report``; return results.json's content."""
+def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking: Tracking = "auto") -> dict[str, Any]:
+    """Run the whole experiment and write ``<run_dir>/report``; return results.json's content.
+
+    ``tracking`` (see :mod:`molw2s.tracking`) receives the pretraining curves (under each
+    member's directory) and the sweep's summary (under ``<run_dir>/tensorboard``).
+    """
     from molw2s.data.prepare import load_task_spec
 
     run_dir = config.resolved_run_dir()
@@ -129,7 +140,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
         )
     plans = model_plans(config, specs)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
-    pretrain_if_needed(config, progress=progress)
+    pretrain_if_needed(config, progress=progress, tracking=tracking)
     rows: list[dict[str, Any]] = []
     data_report = []
     for task_spec in config.tasks:
@@ -162,4 +173,10 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> dict[s
             task.name, task.y, reps, splits, config, run_dir / "cells", weak=weak, student=student, progress=progress
         )
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
-    return evaluate(rows, config, run_dir / "report")
+    results = evaluate(rows, config, run_dir / "report")
+    tracker = open_logger(tracking, run_dir / LOG_DIR)
+    try:
+        log_summary(results, tracker)
+    finally:
+        tracker.close()
+    return results

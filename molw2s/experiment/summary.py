@@ -11,6 +11,7 @@ from typing import Any
 
 from molw2s import __version__
 from molw2s.errors import DataError
+from molw2s.tracking import ScalarLogger, finite_scalars
 
 #: the (predictor, measured) Spearman correlations of the headline table, in column order
 HEADLINE = (
@@ -61,6 +62,19 @@ def headline_markdown(results: dict[str, Any]) -> str:
         f"{prov.get('molw2s_version', '?')}, commit {prov.get('git_commit') or 'unknown'}."
     )
     return "\n".join(lines)
+
+
+def log_summary(results: dict[str, Any], tracker: ScalarLogger) -> None:
+    """The sweep's summary to a tracker: every correlation (and its interval ends) as a
+    scalar ``<task>/<predictor>_vs_<measured>/<method>`` at step 0, each task's
+    interpretation and the headline table as text."""
+    for task, res in results["tasks"].items():
+        for corr in res["correlations"]:
+            tag = f"{task}/{corr['predictor']}_vs_{corr['measured']}/{corr['method']}"
+            values = {tag: corr["value"], f"{tag}/ci_low": corr["ci_low"], f"{tag}/ci_high": corr["ci_high"]}
+            tracker.log_scalars(0, finite_scalars(values))
+        tracker.log_text(f"{task}/interpretation", res["interpretation"])
+    tracker.log_text("headline", headline_markdown(results))
 
 
 def interval_text(low: float | None, high: float | None) -> str:

@@ -29,6 +29,7 @@ from molw2s.errors import DataError, TrainingError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.finetuning.model import RegressionModel
 from molw2s.io import atomic_path, content_hash, file_digest
+from molw2s.tracking import NullLogger, Tracking, open_logger
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -89,13 +90,16 @@ def finetune_regressor(
     seed: int | None = None,
     state_dir: str | Path | None = None,
     progress: bool = False,
+    tracking: Tracking = "none",
+    log_dir: str | Path | None = None,
 ) -> FinetunedRegressor:
     """Finetune the encoder of ``checkpoint`` (any directory :func:`load_encoder` reads) with
     a new regression head on ``train``, early-stopped on ``valid``.
 
     ``seed`` (default ``settings.seed``) fixes the head's initialisation, the batch order
     and dropout. With ``state_dir`` the training state is saved after every epoch and a
-    rerun with the same inputs resumes from it.
+    rerun with the same inputs resumes from it. With ``log_dir``, each epoch's training loss,
+    validation RMSE and learning rate go to ``tracking`` (:mod:`molw2s.tracking`) there.
     """
     settings = settings or FinetuneSettings()
     seed = settings.seed if seed is None else seed
@@ -138,70 +142,75 @@ def finetune_regressor(
     stopped_early = state is not None and state["stopped"]
     remaining = range(start, start if stopped_early else settings.epochs)
     bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        order = np.random.default_rng([seed, epoch]).permutation(len(train))
-        losses = []
-        for b in range(steps_per_epoch):
-            rows = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-            ids, attention = pad_batch([train_ids[i] for i in rows], pad_id)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                pred = model(ids.to(device, non_blocking=True), attention.to(device, non_blocking=True))
-            loss = torch.nn.functional.mse_loss(pred.float(), targets[rows].to(device, non_blocking=True))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.detach())
-        epoch_losses = torch.stack(losses).float().cpu()
-        if not torch.isfinite(epoch_losses).all():
-            first = int((~torch.isfinite(epoch_losses)).nonzero()[0])
-            kept = (
-                f"the state after epoch {epoch} is kept in {state_path}"
-                if state_path is not None and state_path.is_file()
-                else "no finished epoch was saved"
+    tracker = NullLogger() if log_dir is None else open_logger(tracking, log_dir, start_step=start + 1)
+    try:
+        for epoch in bar:
+            model.train()
+            order = np.random.default_rng([seed, epoch]).permutation(len(train))
+            losses = []
+            for b in range(steps_per_epoch):
+                rows = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+                ids, attention = pad_batch([train_ids[i] for i in rows], pad_id)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    pred = model(ids.to(device, non_blocking=True), attention.to(device, non_blocking=True))
+                loss = torch.nn.functional.mse_loss(pred.float(), targets[rows].to(device, non_blocking=True))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                if settings.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.detach())
+            epoch_losses = torch.stack(losses).float().cpu()
+            if not torch.isfinite(epoch_losses).all():
+                first = int((~torch.isfinite(epoch_losses)).nonzero()[0])
+                kept = (
+                    f"the state after epoch {epoch} is kept in {state_path}"
+                    if state_path is not None and state_path.is_file()
+                    else "no finished epoch was saved"
+                )
+                raise TrainingError(
+                    f"finetuning diverged: non-finite loss at step {epoch * steps_per_epoch + first + 1} "
+                    f"(epoch {epoch + 1}, batch {first + 1}); {kept}. Lower training.lr or check the labels."
+                )
+            valid_pred = _predict_standardised(model, valid_ids, pad_id, device, bf16, 2 * settings.batch_size)
+            valid_mse = float(np.mean((valid_pred * std + mean - valid.y) ** 2))
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": float(epoch_losses.mean()),
+                    "valid_rmse": math.sqrt(valid_mse),
+                    "lr": float(scheduler.get_last_lr()[0]),
+                }
             )
-            raise TrainingError(
-                f"finetuning diverged: non-finite loss at step {epoch * steps_per_epoch + first + 1} "
-                f"(epoch {epoch + 1}, batch {first + 1}); {kept}. Lower training.lr or check the labels."
-            )
-        valid_pred = _predict_standardised(model, valid_ids, pad_id, device, bf16, 2 * settings.batch_size)
-        valid_mse = float(np.mean((valid_pred * std + mean - valid.y) ** 2))
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(epoch_losses.mean()),
-                "valid_rmse": math.sqrt(valid_mse),
-                "lr": float(scheduler.get_last_lr()[0]),
-            }
-        )
-        bar.set_postfix(valid_rmse=f"{math.sqrt(valid_mse):.3f}")
-        if valid_mse < best_mse:
-            best_mse, best_epoch, stale = valid_mse, epoch + 1, 0
-            best = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        stopped_early = settings.patience is not None and stale >= settings.patience
-        if state_path is not None:
-            _save_state(
-                state_path,
-                key=key,
-                epoch=epoch + 1,
-                stopped=stopped_early,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rng=torch.get_rng_state(),
-                history=history,
-                best=best,
-                best_epoch=best_epoch,
-                best_mse=best_mse,
-                stale=stale,
-            )
-        if stopped_early:
-            break
+            bar.set_postfix(valid_rmse=f"{math.sqrt(valid_mse):.3f}")
+            tracker.log_scalars(epoch + 1, {f"finetune/{k}": v for k, v in history[-1].items() if k != "epoch"})
+            if valid_mse < best_mse:
+                best_mse, best_epoch, stale = valid_mse, epoch + 1, 0
+                best = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            stopped_early = settings.patience is not None and stale >= settings.patience
+            if state_path is not None:
+                _save_state(
+                    state_path,
+                    key=key,
+                    epoch=epoch + 1,
+                    stopped=stopped_early,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    rng=torch.get_rng_state(),
+                    history=history,
+                    best=best,
+                    best_epoch=best_epoch,
+                    best_mse=best_mse,
+                    stale=stale,
+                )
+            if stopped_early:
+                break
+    finally:
+        tracker.close()
     model.load_state_dict(best)
     model.eval()
     return FinetunedRegressor(model, tokenizer, mean, std, device, bf16, best_epoch, stopped_early, history)

@@ -25,6 +25,7 @@ from typing import Any
 from molw2s.encoders.model_files import MODEL_FILE
 from molw2s.io import cache_dir, content_hash, read_manifest, verify_dir, write_json_atomic
 from molw2s.pretraining.config import FamilyConfig, MemberConfig
+from molw2s.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,13 @@ def pretrain_family(
     data_dir: str | Path | None = None,
     progress: bool = True,
     on_step: Callable[[str, int], None] | None = None,
+    tracking: Tracking = "auto",
 ) -> FamilyResult:
     """Train every member (or those named) that is not finished yet; return the table.
 
     The data (split, vocabulary, descriptor targets) are prepared once and shared.
-    ``on_step(member, step)`` is called after each optimisation step.
+    ``on_step(member, step)`` is called after each optimisation step; ``tracking`` (see
+    :mod:`molw2s.tracking`) receives each member's curves under ``<member>/tensorboard``.
     """
     from molw2s.pretraining.corpus import prepare_pretraining_data
     from molw2s.pretraining.distributed import init_distributed
@@ -124,6 +127,7 @@ def pretrain_family(
             progress=progress,
             on_step=callback,
             dist=dist,
+            tracking=tracking,
         )
         trainer.train()
         status[member.name] = "trained"

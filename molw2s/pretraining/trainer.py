@@ -39,6 +39,7 @@ from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.distributed import DistContext, init_distributed
 from molw2s.pretraining.evaluation import evaluate
 from molw2s.pretraining.masking import mask_tokens
+from molw2s.tracking import LOG_DIR, NullLogger, ScalarLogger, Tracking, finite_scalars, open_logger
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +186,13 @@ class MemberTrainer:
         progress: bool = True,
         on_step: Callable[[int], None] | None = None,
         dist: DistContext | None = None,
+        tracking: Tracking = "auto",
     ) -> None:
         self.member, self.cfg, self.data = member, train, data
         self.dir = Path(member_dir)
         self.config_hash = config_hash
         self.progress = progress
+        self.tracking = tracking
         self.on_step = on_step
         self.dist = dist or init_distributed(train.device)
         if train.batch_size % self.dist.world_size:
@@ -349,31 +352,76 @@ class MemberTrainer:
         return detached
 
     def train(self) -> dict[str, Any]:
-        """Run (or resume) to ``member.steps``; export snapshots and the final model."""
+        """Run (or resume) to ``member.steps``; export snapshots and the final model.
+
+        Scalars go to ``tracking`` (see :mod:`molw2s.tracking`) under ``<member>/tensorboard``:
+        ``train/loss`` (mean of the last 10 steps), ``train/lr``, ``train/tokens_per_s`` and
+        ``eval/*`` (held-out masked-token accuracy and loss, PhysChem R^2).
+        """
         self.resume()
         if self.dist.distributed:
             ids = [self.dist.device] if self.dist.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.model.train()
+        tracker = (
+            open_logger(self.tracking, self.dir / LOG_DIR, start_step=self.step) if self.dist.is_main else NullLogger()
+        )
+        try:
+            metrics = self._train_loop(tracker)
+        finally:
+            tracker.close()
+        self._export(self.dir / "final", metrics)
+        if self.dist.is_main:
+            write_json_atomic(
+                self.dir / COMPLETE,
+                {
+                    "config_hash": self.config_hash,
+                    "steps": self.member.steps,
+                    "metrics": metrics,
+                    "counters": self.counters,
+                },
+            )
+            # the final model is complete: optimiser states are no longer needed
+            shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
+        self.dist.barrier()
+        return metrics
+
+    def _train_loop(self, tracker: ScalarLogger) -> dict[str, Any]:
         total = self.member.steps
         show = self.progress and self.dist.is_main
         bar = tqdm(total=total, initial=self.step, desc=self.member.name, unit="step", disable=not show)
         loss_sum, loss_n = torch.zeros((), device=self.dist.device), 0
         window_tokens, window_start = self.counters["tokens"], time.perf_counter()
+        window_loss, window_n = 0.0, 0  # loss_sum and loss_n at the last sync
         metrics: dict[str, Any] = {}
         while self.step < total:
             loss_sum, loss_n = loss_sum + self.train_step(), loss_n + 1
             if self.step % 10 == 0 or self.step == total:  # syncs with the GPU only here
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 tok_s = (self.counters["tokens"] - window_tokens) / elapsed
-                bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.3f}", tok_s=f"{tok_s:,.0f}")
+                total_loss = float(loss_sum)
+                bar.set_postfix(loss=f"{total_loss / loss_n:.3f}", tok_s=f"{tok_s:,.0f}")
+                tracker.log_scalars(
+                    self.step,
+                    {
+                        "train/loss": (total_loss - window_loss) / (loss_n - window_n),
+                        "train/lr": float(self.scheduler.get_last_lr()[0]),
+                        "train/tokens_per_s": tok_s,
+                    },
+                )
                 window_tokens, window_start = self.counters["tokens"], time.perf_counter()
+                window_loss, window_n = total_loss, loss_n
             bar.update(1)
 
             is_snapshot = self.step in self.member.snapshots
             if self.step % self.cfg.eval_every == 0 or self.step == total or is_snapshot:
                 metrics = self._evaluate(float(loss_sum) / loss_n)
+                tracker.log_scalars(
+                    self.step,
+                    {f"eval/{k}": v for k, v in finite_scalars(metrics).items() if k not in ("step", "train_loss")},
+                )
                 loss_sum, loss_n = torch.zeros_like(loss_sum), 0
+                window_loss, window_n = 0.0, 0
             if is_snapshot:
                 self._export(self.dir / "snapshots" / ckpt.step_dir_name(self.step), metrics)
             if self.step % self.cfg.checkpoint_every == 0 and self.step < total:
@@ -381,13 +429,4 @@ class MemberTrainer:
             if self.on_step is not None:
                 self.on_step(self.step)
         bar.close()
-        self._export(self.dir / "final", metrics)
-        if self.dist.is_main:
-            write_json_atomic(
-                self.dir / COMPLETE,
-                {"config_hash": self.config_hash, "steps": total, "metrics": metrics, "counters": self.counters},
-            )
-            # the final model is complete: optimiser states are no longer needed
-            shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
-        self.dist.barrier()
         return metrics
