@@ -7,19 +7,19 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from test_pretrain_resume import STEPS, Killed, _family, _kill_at
 
 from molw2s.errors import ConfigError
 from molw2s.tracking import NullLogger, TensorBoardLogger, checked_tracking, open_logger
-
-from test_pretrain_resume import STEPS, Killed, _family, _kill_at
 
 
 class Recorder:
     """A logger with the molw2s interface that keeps everything in memory."""
 
-    instances: list[Recorder] = []
+    instances: ClassVar[list[Recorder]] = []
 
     def __init__(self, log_dir: Path, start_step: int) -> None:
         self.log_dir, self.start_step = log_dir, start_step
@@ -84,10 +84,10 @@ def test_pretraining_logs_windowed_loss_lr_throughput_and_held_out_metrics(tmp_p
 
 
 def test_finetuning_logs_each_epoch(logp_task_with_checkpoint, tmp_path: Path, recorder) -> None:
+    import pandas as pd
+
     from molw2s.finetuning.config import FinetuneSettings
     from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-
-    import pandas as pd
 
     csv, checkpoint = logp_task_with_checkpoint
     frame = pd.read_csv(csv)
