@@ -83,6 +83,10 @@ def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, m
     assert "Task nci_tpsa" in report and "Spearman" in report
     cells = [json.loads(p.read_text()) for p in cells_dir.glob("*.json")]
     assert all(c["scale"] == "trace" and c["rule"] == "flat_tail" for c in cells)
+    # one [UNK] line per vocabulary: the family's members share one (featurisers have none)
+    data_report = (tmp_path / "run" / "data_report.txt").read_text()
+    assert "nci_tpsa under the vocabulary of big, small@5, small: " in data_report
+    assert "[UNK] tokens" in data_report and "maccs" not in data_report.split("vocabulary of")[1]
 
 
 def test_unknown_model_name_fails_before_any_work(experiment_yaml, tmp_path):

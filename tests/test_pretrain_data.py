@@ -116,3 +116,32 @@ def test_held_out_masks_are_fixed_and_training_batches_reproducible(corpus_file:
     assert not torch.equal(a.input_ids, c.input_ids)  # new random SMILES and masks
     assert a.physchem.shape == (6, len(first.physchem_stats.names))
     assert int(a.attention_mask.sum(1).max()) == a.input_ids.shape[1]  # dynamic padding
+
+
+def test_mixing_task_molecules_brings_their_unk_rate_to_zero(corpus_file: str, tmp_path) -> None:
+    from molw2s.encoders.coverage import vocabulary_coverage
+    from molw2s.io import content_hash
+
+    task_csv = tmp_path / "charged.csv"
+    task_csv.write_text("smiles,y\nC[N+](C)(C)C,1\n[O-]C(=O)c1ccccc1,2\nCCO,3\nF[C@H](Cl)Br,4\n")
+    task_smiles = ["C[N+](C)(C)C", "[O-]C(=O)c1ccccc1", "CCO", "F[C@H](Cl)Br"]
+    base = PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, augment=False, physchem=False)
+    plain = prepare_pretraining_data(base, progress=False)
+    assert vocabulary_coverage(plain.tokenizer, task_smiles).n_unk > 0
+    # a family without mix_tasks keeps the fingerprint it had before the option existed
+    assert plain.fingerprint == content_hash(base.model_dump(exclude={"mix_tasks"}), _corpus(plain))
+
+    with_mix = PretrainingDataConfig.model_validate({**base.model_dump(), "mix_tasks": [str(task_csv)]})
+    mixed = prepare_pretraining_data(with_mix, progress=False)
+    assert vocabulary_coverage(mixed.tokenizer, task_smiles).n_unk == 0
+    assert mixed.val.smiles == plain.val.smiles  # held-out metrics stay comparable
+    assert mixed.report.n_mixed == 3 and mixed.report.n_train == plain.report.n_train + 3  # CCO was in the corpus
+    assert "includes 3 task molecules" in mixed.report.lines()[1]
+    assert mixed.fingerprint != plain.fingerprint
+    assert PretrainingDataConfig.model_validate({"mix_tasks": ["ESOL"]}).mix_tasks[0].name == "ESOL"
+
+
+def _corpus(data) -> list[str]:
+    from molw2s.data.prepare import load_corpus_spec
+
+    return load_corpus_spec(data.config.corpus).smiles

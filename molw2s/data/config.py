@@ -52,6 +52,12 @@ class TaskSpec(StrictModel):
     max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)
     """Larger molecules are excluded and reported (None: no cap)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: object) -> object:
+        """A bare string is the task's name (``ESOL`` = ``{name: ESOL}``)."""
+        return {"name": value} if isinstance(value, str) else value
+
     def source(self) -> str:
         """The registry name (canonical spelling) or the resolved path of the CSV file."""
         key = lookup_name(self.name, task_names(), task_aliases())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from molw2s.config import SafeName, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
@@ -135,13 +135,6 @@ class TaskList(StrictModel):
     """A list of distinct tasks: a name each, or ``{name, smiles_col, label_col, ...}``."""
 
     tasks: list[TaskSpec] = Field(min_length=1)
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _task_names(cls, tasks: object) -> object:
-        if isinstance(tasks, list):
-            return [{"name": t} if isinstance(t, str) else t for t in tasks]
-        return tasks
 
     @model_validator(mode="after")
     def _tasks_are_distinct(self) -> TaskList:

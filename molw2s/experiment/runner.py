@@ -16,6 +16,7 @@ import yaml
 
 from molw2s.data.tasks import Task
 from molw2s.encoders.controlled import add_noise, mix, random_subspace
+from molw2s.encoders.coverage import coverage_lines
 from molw2s.encoders.embed import Pooling, embed_task
 from molw2s.errors import ConfigError
 from molw2s.experiment.cell import task_cell_splits
@@ -146,6 +147,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
     for task_spec in config.tasks:
         task = load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict)
         data_report.append(task.report())
+        checkpoints = {name: Path(plan.spec[5:]) for name, plan in plans.items() if plan.spec.startswith("bert:")}
+        data_report += coverage_lines(task.name, task.smiles, {n: p for n, p in checkpoints.items() if "|" not in n})
         reps = {
             name: embed_task(
                 plan.spec,

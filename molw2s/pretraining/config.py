@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from molw2s.config import SafeName, StrictModel, build_model, load_config
-from molw2s.data.config import CorpusSpec
+from molw2s.data.config import CorpusSpec, TaskSpec
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.errors import ConfigError
 
@@ -37,6 +37,9 @@ class PretrainingDataConfig(StrictModel):
     physchem: bool = True  # the PhysChem head and its descriptor targets
     physchem_clip: float = Field(5.0, gt=0.0)  # normalised descriptors clipped to +-clip
     descriptor_jobs: int | None = Field(None, ge=1)  # processes for descriptors (None: up to 4)
+    mix_tasks: list[TaskSpec] = Field(default_factory=list)
+    """Tasks whose molecules (never their labels) join the training corpus, so the
+    vocabulary covers their tokens ([UNK] rate ~0) and those tokens are trained."""
 
     @field_validator("corpus", mode="before")
     @classmethod

@@ -62,6 +62,7 @@ class DataReport:
     overlong_policy: str
     n_overlong: int
     n_unk: int
+    n_mixed: int = 0  # task molecules added to the training split (mix_tasks)
     descriptors_kept: int = 0
     descriptors_dropped: list[str] = field(default_factory=list)
     descriptors_repaired: dict[str, int] = field(default_factory=dict)
@@ -71,7 +72,8 @@ class DataReport:
         verb = "truncated" if self.overlong_policy == "truncate" else "excluded"
         out = [
             f"corpus {self.corpus}: {self.n_corpus} molecules used, {self.n_invalid} invalid SMILES skipped",
-            f"split: {self.n_train} train / {self.n_val} held-out molecules",
+            f"split: {self.n_train} train / {self.n_val} held-out molecules"
+            + (f" (the training split includes {self.n_mixed} task molecules, mix_tasks)" if self.n_mixed else ""),
             f"vocabulary: {self.vocab_size} tokens; {len(self.dropped_tokens)} rare token types -> [UNK]",
             f"over-long SMILES {verb}: {self.n_overlong}; [UNK] tokens in the corpus: {self.n_unk}",
         ]
@@ -108,6 +110,8 @@ def prepare_pretraining_data(
     if corpus.n_skipped:
         log.warning(corpus.report())
     train_smiles, val_smiles = split_corpus(corpus.smiles, config)
+    mixed = mixed_task_smiles(config, set(corpus.smiles), data_dir=data_dir)
+    train_smiles += mixed
     vocab = build_vocab(_vocab_corpus(train_smiles, config), min_freq=config.min_freq)
     tokenizer = make_tokenizer(vocab.token_to_id, max_length=config.max_length)
 
@@ -123,6 +127,7 @@ def prepare_pretraining_data(
         n_corpus=len(corpus.smiles),
         n_invalid=corpus.n_skipped,
         n_train=len(train_smiles),
+        n_mixed=len(mixed),
         n_val=len(val_smiles),
         vocab_size=len(vocab),
         dropped_tokens=vocab.dropped,
@@ -147,8 +152,29 @@ def prepare_pretraining_data(
         physchem_stats=stats,
         token_counts=counts,
         report=report,
-        fingerprint=content_hash(config.model_dump(), corpus.smiles),
+        fingerprint=_fingerprint(config, corpus.smiles, mixed),
     )
+
+
+def _fingerprint(config: PretrainingDataConfig, corpus: list[str], mixed: list[str]) -> str:
+    """Content hash of the data; ``mix_tasks`` enters it only when it adds molecules, so
+    families without it keep the fingerprint (and finished members) they had before it existed."""
+    if not mixed:
+        return content_hash(config.model_dump(exclude={"mix_tasks"}), corpus)
+    return content_hash(config.model_dump(), corpus, mixed)
+
+
+def mixed_task_smiles(
+    config: PretrainingDataConfig, corpus: set[str], *, data_dir: str | Path | None = None
+) -> list[str]:
+    """Canonical SMILES of the ``mix_tasks`` molecules not in the corpus yet (sorted,
+    deduplicated): they are added to the training split only."""
+    from molw2s.data.prepare import load_task_spec
+
+    found: set[str] = set()
+    for spec in config.mix_tasks:
+        found.update(load_task_spec(spec, data_dir=data_dir).smiles)
+    return sorted(found - corpus)
 
 
 def split_corpus(smiles: list[str], config: PretrainingDataConfig) -> tuple[list[str], list[str]]:
