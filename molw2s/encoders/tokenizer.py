@@ -46,6 +46,10 @@ SMILES_ALTERNATIVES = (
 )
 FALLBACK = r"[\s\S]"
 SMILES_REGEX = "(" + "|".join(SMILES_ALTERNATIVES + (FALLBACK,)) + ")"
+#: tokenizer_config.json key: the SMILES spelling the model was trained on. ``"kekule"``
+#: (MolBERT's): :func:`encode_smiles` kekulizes each SMILES with RDKit before tokenizing.
+SMILES_FORM_KEY = "smiles_form"
+SMILES_FORMS = ("kekule",)
 _TOKEN_RE = re.compile(SMILES_REGEX)
 _KNOWN_RE = re.compile("(?:" + "|".join(SMILES_ALTERNATIVES) + r")\Z")
 
@@ -90,16 +94,26 @@ def build_vocab(smiles: Iterable[str], *, min_freq: int = 1) -> Vocabulary:
     return Vocabulary(token_to_id=token_to_id, counts=dict(ordered), dropped=dropped)
 
 
-def make_tokenizer(token_to_id: dict[str, int], *, max_length: int = 128) -> PreTrainedTokenizerFast:
-    """A fast HF tokenizer: ``[CLS] tokens [SEP]``, WordLevel over the regex split."""
+def make_tokenizer(
+    token_to_id: dict[str, int],
+    *,
+    max_length: int = 128,
+    pattern: str = SMILES_REGEX,
+    smiles_form: str | None = None,
+) -> PreTrainedTokenizerFast:
+    """A fast HF tokenizer: ``[CLS] tokens [SEP]``, WordLevel over the split by ``pattern``
+    (one capturing group matching every character); ``smiles_form`` is saved with it
+    (see :data:`SMILES_FORM_KEY`)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     missing = [t for t in SPECIAL_TOKENS if t not in token_to_id]
     if missing:
         raise ConfigError(f"vocabulary lacks the special tokens {missing}")
+    if smiles_form is not None and smiles_form not in SMILES_FORMS:
+        raise ConfigError(f"unknown smiles_form {smiles_form!r}; known: {SMILES_FORMS}")
     core = Tokenizer(models.WordLevel(vocab=dict(token_to_id), unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(SMILES_REGEX), behavior="isolated")
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     core.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}",
         pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
@@ -114,6 +128,7 @@ def make_tokenizer(token_to_id: dict[str, int], *, max_length: int = 128) -> Pre
         sep_token=SEP,
         mask_token=MASK,
         model_max_length=max_length,
+        **({} if smiles_form is None else {SMILES_FORM_KEY: smiles_form}),
     )
 
 
@@ -150,10 +165,20 @@ def encode_smiles(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str], *, 
     """Encode ``smiles`` with special tokens, truncating to ``max_length`` ids.
 
     A truncated sequence keeps its first ``max_length - 1`` ids and ends with ``[SEP]``.
+    A tokenizer saved with ``smiles_form: kekule`` gets each SMILES kekulized first (one
+    RDKit cannot kekulize is tokenized as given).
     """
     if max_length < 3:
         raise ConfigError(f"max_length must be >= 3 ([CLS], one token, [SEP]), got {max_length}")
-    encoded = tokenizer(list(smiles), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    texts = list(smiles)
+    form = tokenizer.init_kwargs.get(SMILES_FORM_KEY)
+    if form is not None:
+        if form not in SMILES_FORMS:
+            raise ConfigError(f"tokenizer config: unknown {SMILES_FORM_KEY} {form!r}; known: {SMILES_FORMS}")
+        from molw2s.chem.kekule import kekule_smiles
+
+        texts = [kekule_smiles(s) or s for s in texts]
+    encoded = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     unk, sep = tokenizer.unk_token_id, tokenizer.sep_token_id
     n_unk = sum(seq.count(unk) for seq in encoded)
     ids, truncated = [], []

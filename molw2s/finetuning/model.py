@@ -11,11 +11,15 @@ from molw2s.encoders.embed import Pooling, pool
 
 class RegressionModel(nn.Module):
     """``encoder`` (a bare BERT) pooled by ``pooling``, then dropout and a linear head; the
-    output is one standardised prediction per molecule."""
+    output is one standardised prediction per molecule. An encoder whose config says
+    ``fixed_position_embeddings`` (converted MolBERT weights: fixed sinusoids) keeps its
+    position table frozen."""
 
     def __init__(self, encoder: BertModel, *, pooling: Pooling = "mean", dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
+        if getattr(encoder.config, "fixed_position_embeddings", False):
+            encoder.embeddings.position_embeddings.weight.requires_grad_(False)
         self.pooling: Pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, 1)
