@@ -85,6 +85,10 @@ def _molw2s_imports(path: Path) -> list[str]:
             "interop/*.py",
             {"interop", "encoders", "theory", "w2s", "data", "chem", "config", "tracking", "io", "errors"},
         ),
+        (
+            "multicap/*.py",
+            {"multicap", "analysis", "encoders", "theory", "w2s", "data", "chem", "config", "io", "errors"},
+        ),
         ("tracking.py", {"errors"}),
     ],
 )

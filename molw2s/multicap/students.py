@@ -1,0 +1,195 @@
+"""Strong students for several capabilities at once, on frozen strong representations.
+
+- :class:`SharedStudent` (``kind: shared``): f_c(h) = w_c^T (A z) + b_c with z the scaled,
+  centered representation and A (r x d) shared by all capabilities. Fitted by full-batch
+  L-BFGS (torch, float64, seeded initialisation: deterministic on the CPU) on
+
+      mean over capabilities c of  mean over c's rows (f_c(h) - t)^2  +  beta (||A||^2 + ||W||^2)
+
+  with labels t standardised per capability on its own training labels; each molecule
+  contributes only to its own capability's output (the masked MSE).
+- :class:`RidgeStudent` (``kind: ridge``): one closed-form :class:`RidgeHead` per
+  capability. Nothing is shared, so training capabilities jointly or one at a time gives
+  the same model: the control of the independence experiment.
+
+Two-stage training (``refine``): stage 2 minimises the stage-1 objective on the selected
+subset plus ``prox * ||theta - theta_1||^2``, starting from the stage-1 parameters theta_1.
+When the selection is everything, theta_1 is already optimal for that objective, so stage
+2 leaves the model unchanged (exactly for ridge, to optimiser tolerance for shared).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from molw2s.errors import DataError
+from molw2s.multicap.config import StudentConfig
+from molw2s.w2s.features import FeatureScaling, fit_scaling
+from molw2s.w2s.heads import RidgeHead, ridge_coefficients
+
+#: training data of a student: capability name -> (representations (n, d), labels (n,))
+Labelled = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+class Student(Protocol):
+    """A multi-capability student: ``fit`` (stage 1), ``refine`` (stage 2, a new student)."""
+
+    def fit(self, data: Labelled) -> Student:
+        """Fit on every capability of ``data``; returns self."""
+        ...
+
+    def refine(self, data: Labelled) -> Student:
+        """A copy trained further on ``data`` (stage 2) from this student's parameters."""
+        ...
+
+    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
+        """Predictions for capability ``name`` in its labels' units."""
+        ...
+
+
+def make_student(config: StudentConfig) -> Student:
+    """A fresh, unfitted student of ``config.kind``."""
+    return SharedStudent(config) if config.kind == "shared" else RidgeStudent(config)
+
+
+def _check_data(data: Labelled) -> None:
+    if not data:
+        raise DataError("the student needs at least one capability to train on")
+    for name, (H, y) in data.items():
+        if len(H) != len(y) or len(y) < 2:
+            raise DataError(f"capability {name}: {len(H)} representations and {len(y)} labels (need >= 2 of each)")
+
+
+class RidgeStudent:
+    """Independent ridge heads, one per capability (closed form)."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        self.config = config
+        self.heads: dict[str, RidgeHead] = {}
+
+    def fit(self, data: Labelled) -> RidgeStudent:
+        """One ridge head per capability on its own rows (labels standardised on their own)."""
+        _check_data(data)
+        self.heads = {
+            name: RidgeHead(beta=self.config.beta, scale=self.config.scale).fit(H, y) for name, (H, y) in data.items()
+        }
+        return self
+
+    def refine(self, data: Labelled) -> RidgeStudent:
+        """Stage 2: per capability in ``data``, argmin (1/m)||Z theta + b - t||^2 +
+        beta ||theta||^2 + prox ||theta - theta_1||^2 in the stage-1 scaled units."""
+        _check_data(data)
+        out = copy.deepcopy(self)
+        beta, prox = self.config.beta, self.config.prox
+        for name, (H, y) in data.items():
+            head = out.heads[name]
+            scaling, mu, sd = head.scaling_, head.label_mean_, head.label_std_
+            theta1 = head.coef_ * scaling.factor / sd
+            Z, t = scaling.transform(H), (np.asarray(y, dtype=np.float64) - mu) / sd
+            z_mean, t_mean = Z.mean(axis=0), float(t.mean())
+            Zc, tc = Z - z_mean, t - t_mean
+            # theta = (prox / (beta + prox)) theta_1 + u, u a ridge solution with penalty beta + prox
+            pulled = prox / (beta + prox) * theta1
+            theta = pulled + ridge_coefficients(Zc, tc - Zc @ pulled, beta + prox)
+            b = t_mean - float(z_mean @ theta)
+            head.coef_ = sd * theta / scaling.factor
+            head.intercept_ = float(mu + sd * b - scaling.mean @ head.coef_)
+        return out
+
+    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
+        """Capability ``name``'s head applied to ``H``."""
+        return self.heads[name].predict(H)
+
+
+class SharedStudent:
+    """A shared low-rank layer A and one linear output per capability (see the module doc)."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        self.config = config
+        self.names: list[str] = []
+        self.scaling: FeatureScaling | None = None
+        self.labels: dict[str, tuple[float, float]] = {}
+        self.params: dict[str, np.ndarray] = {}
+
+    def fit(self, data: Labelled) -> SharedStudent:
+        """Initialise (seeded) and train on every capability of ``data`` jointly."""
+        _check_data(data)
+        self.names = list(data)
+        self.scaling = fit_scaling(
+            np.vstack([np.asarray(H, dtype=np.float64) for H, _ in data.values()]), self.config.scale
+        )
+        self.labels = {}
+        for name, (_, y) in data.items():
+            sd = float(np.std(y))
+            self.labels[name] = (float(np.mean(y)), sd if sd > 0 else 1.0)
+        d = self.scaling.mean.shape[0]
+        r = min(self.config.rank, d)
+        rng = np.random.default_rng(self.config.seed)
+        self.params = {
+            "A": rng.standard_normal((r, d)) / np.sqrt(d),
+            "W": 0.01 * rng.standard_normal((len(self.names), r)),
+            "b": np.zeros(len(self.names)),
+        }
+        self._train(data, self.config.max_iter, anchor=None)
+        return self
+
+    def refine(self, data: Labelled) -> SharedStudent:
+        """Stage 2: continue from the stage-1 parameters on ``data``, pulled towards them."""
+        _check_data(data)
+        unknown = sorted(set(data) - set(self.names))
+        if unknown:
+            raise DataError(f"stage 2 on capabilities {unknown} that stage 1 did not train")
+        out = copy.deepcopy(self)
+        out._train(data, self.config.stage2_max_iter, anchor={k: v.copy() for k, v in self.params.items()})
+        return out
+
+    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
+        """f_name(H) in the capability's label units."""
+        if self.scaling is None:
+            raise DataError("the shared student is not fitted yet")
+        c = self.names.index(name)
+        Z = self.scaling.transform(H)
+        t = Z @ self.params["A"].T @ self.params["W"][c] + self.params["b"][c]
+        mu, sd = self.labels[name]
+        pred: np.ndarray = mu + sd * t
+        return pred
+
+    def _train(self, data: Labelled, max_iter: int, anchor: dict[str, np.ndarray] | None) -> None:
+        import torch
+
+        assert self.scaling is not None
+        rows = []
+        for name, (H, y) in data.items():
+            mu, sd = self.labels[name]
+            Z = torch.as_tensor(self.scaling.transform(H), dtype=torch.float64)
+            t = torch.as_tensor((np.asarray(y, dtype=np.float64) - mu) / sd, dtype=torch.float64)
+            rows.append((self.names.index(name), Z, t))
+        params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in self.params.items()}
+        anchors = None if anchor is None else {k: torch.as_tensor(v, dtype=torch.float64) for k, v in anchor.items()}
+        beta, prox = self.config.beta, self.config.prox
+        opt = torch.optim.LBFGS(
+            list(params.values()),
+            lr=1.0,
+            max_iter=max_iter,
+            history_size=20,
+            tolerance_grad=1e-9,
+            tolerance_change=1e-14,
+            line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            A, W, b = params["A"], params["W"], params["b"]
+            fits = [torch.mean((Z @ (A.T @ W[c]) + b[c] - t) ** 2) for c, Z, t in rows]
+            loss = torch.stack(fits).mean() + beta * (torch.sum(A**2) + torch.sum(W**2))
+            if anchors is not None:
+                loss = loss + prox * sum(torch.sum((params[k] - anchors[k]) ** 2) for k in params)
+            loss.backward()  # type: ignore[no-untyped-call]
+            return loss
+
+        opt.step(closure)  # type: ignore[no-untyped-call]
+        self.params = {k: v.detach().numpy().copy() for k, v in params.items()}
