@@ -78,6 +78,11 @@ def test_fingerprints_match_rdkit_references() -> None:
         assert {int(k): int(counts[i, k]) for k in np.flatnonzero(counts[i])} == ref_counts
 
 
+def test_descriptors_do_not_depend_on_the_number_of_worker_processes() -> None:
+    one, two = RDKitDescriptorEncoder(n_jobs=1).encode(SMILES), RDKitDescriptorEncoder(n_jobs=2).encode(SMILES)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_descriptors_are_signed_log_of_raw_values() -> None:
     raw = RDKitDescriptorEncoder(raw=True).encode(SMILES[:3])
     logged = RDKitDescriptorEncoder().encode(SMILES[:3])

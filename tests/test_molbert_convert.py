@@ -350,6 +350,20 @@ def test_bert_spec_embeds_with_molberts_cls_vector(converted) -> None:
     values = encoder.encode(SMILES)
     states, _ = molbert_forward(molbert_state_dict(), molbert_batch(SMILES))
     np.testing.assert_allclose(values, states[-1][:, 0].numpy(), atol=1e-5)
+    assert encoder.identity()["smiles_form"] == "kekule"  # the spelling keys the embedding cache
+
+
+def test_vocabulary_coverage_counts_molberts_own_tokens(converted) -> None:
+    from molw2s.encoders.coverage import vocabulary_coverage
+    from molw2s.encoders.model_files import load_encoder
+    from molw2s.encoders.tokenizer import encode_smiles
+
+    _, out = converted
+    _, tokenizer = load_encoder(out)
+    smiles = [*SMILES, "C[N+](C)(C)C", "c1ccccc1[Na]", "OB(O)c1ccccc1"]
+    coverage = vocabulary_coverage(tokenizer, smiles)
+    assert coverage.n_unk == encode_smiles(tokenizer, smiles, max_length=512).n_unk > 0
+    assert "c" not in coverage.unknown  # aromatic atoms are kekulized first, as MolBERT does
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from molw2s.encoders.tokenizer import tokenize_smiles
+from molw2s.encoders.tokenizer import model_input_smiles
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -42,12 +42,14 @@ class VocabularyCoverage:
 
 
 def vocabulary_coverage(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str]) -> VocabularyCoverage:
-    """Count the atom-level tokens of ``smiles`` that ``tokenizer``'s vocabulary lacks."""
+    """Count the tokens of ``smiles`` (split and spelled as ``tokenizer``'s model reads them)
+    that its vocabulary lacks."""
     vocab = tokenizer.get_vocab()
+    split = tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str
     unknown: Counter[str] = Counter()
     n_tokens = with_unk = 0
-    for text in smiles:
-        tokens = tokenize_smiles(text)
+    for text in model_input_smiles(tokenizer, smiles):
+        tokens = [piece for piece, _ in split(text)]
         n_tokens += len(tokens)
         missing = [t for t in tokens if t not in vocab]
         unknown.update(missing)

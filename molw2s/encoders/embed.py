@@ -19,6 +19,7 @@ length-sorted batches, and returned in the input order.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder
+from molw2s.encoders.tokenizer import SMILES_FORM_KEY
 from molw2s.errors import ConfigError
 from molw2s.io import cache_dir, content_hash, file_digest, load_npy_checked, save_npy_checked
 
@@ -75,11 +77,17 @@ class TransformerEncoder:
         return f"bert:{self.path}"
 
     def identity(self) -> dict[str, Any]:
-        """Digests of the weights, config and tokenizer, plus pooling and layer."""
+        """Digests of the weights, config and tokenizer, plus pooling, layer and the SMILES
+        spelling the tokenizer asks for."""
         files = {
             n: file_digest(self.path / n, "sha256") for n in ("model.safetensors", "config.json", "tokenizer.json")
         }
-        return {"kind": "bert", "files": files, "pooling": self.pooling, "layer": self.layer}
+        identity = {"kind": "bert", "files": files, "pooling": self.pooling, "layer": self.layer}
+        tokenizer_config = self.path / "tokenizer_config.json"
+        form = json.loads(tokenizer_config.read_text()).get(SMILES_FORM_KEY) if tokenizer_config.is_file() else None
+        if form is not None:  # keys the cache only when set, so older caches stay valid
+            identity[SMILES_FORM_KEY] = form
+        return identity
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, hidden) float32 embeddings, in the order of ``smiles``."""

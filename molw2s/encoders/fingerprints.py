@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,11 +98,20 @@ class MACCSEncoder:
         return out
 
 
+#: tasks at least this large get their descriptors from worker processes
+PARALLEL_DESCRIPTORS_FROM = 1000
+
+
 @dataclass(frozen=True)
 class RDKitDescriptorEncoder:
-    """RDKit 2D descriptors, signed-log transformed unless ``raw``."""
+    """RDKit 2D descriptors, signed-log transformed unless ``raw``.
+
+    ``n_jobs`` worker processes (None: every core, up to 16, for at least
+    ``PARALLEL_DESCRIPTORS_FROM`` molecules; one process below); the values do not depend on it.
+    """
 
     raw: bool = False
+    n_jobs: int | None = None
 
     @property
     def name(self) -> str:
@@ -119,7 +129,10 @@ class RDKitDescriptorEncoder:
         from molw2s.chem.descriptors import compute_descriptors
 
         _mols(smiles)  # a clear error naming the row, before the long computation
-        table = compute_descriptors(list(smiles), progress=progress)
+        jobs = self.n_jobs
+        if jobs is None:
+            jobs = min(os.cpu_count() or 1, 16) if len(smiles) >= PARALLEL_DESCRIPTORS_FROM else 1
+        table = compute_descriptors(list(smiles), progress=progress, n_jobs=jobs)
         if table.timed_out:
             rows = table.timed_out
             raise DataError(

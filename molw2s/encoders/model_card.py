@@ -23,12 +23,14 @@ def model_card(
     training: Mapping[str, Any],
     metrics: Mapping[str, Any],
     architecture: Mapping[str, Any],
+    example_smiles: tuple[str, str] = ("CCO", "c1ccccc1O"),
 ) -> str:
     """The Markdown text of a model card.
 
     ``training`` (corpus, steps, ...) and ``architecture`` (layers, hidden size, ...) become
     tables of facts; ``metrics`` a table of the final evaluation. Values are printed as
-    given (floats with 4 significant digits).
+    given (floats with 4 significant digits). ``example_smiles`` appear in the loading
+    example, spelled as the model reads them.
     """
     from molw2s import __version__
 
@@ -66,7 +68,7 @@ def model_card(
         "",
         'tokenizer = AutoTokenizer.from_pretrained("PATH")',
         'model = AutoModel.from_pretrained("PATH")  # the bare BERT encoder; MLM/PhysChem heads are ignored',
-        'batch = tokenizer(["CCO", "c1ccccc1O"], padding=True, return_tensors="pt")',
+        f'batch = tokenizer({json.dumps(list(example_smiles))}, padding=True, return_tensors="pt")',
         "hidden = model(**batch).last_hidden_state",
         "```",
         "",

@@ -463,5 +463,10 @@ def _card(
         "token types": arch.type_vocab_size,
     }
     return model_card(
-        title="MolBERT (converted)", summary=summary, training=training, metrics={}, architecture=architecture
+        title="MolBERT (converted)",
+        summary=summary,
+        training=training,
+        metrics={},
+        architecture=architecture,
+        example_smiles=("CCO", "C1=CC=CC=C1O"),  # MolBERT reads Kekule SMILES
     )

@@ -161,6 +161,25 @@ class EncodedBatch:
     truncated: list[int]  # positions in the batch whose SMILES exceeded max_length
 
 
+def smiles_form(tokenizer: PreTrainedTokenizerFast) -> str | None:
+    """The SMILES spelling ``tokenizer`` expects (:data:`SMILES_FORM_KEY`; None: as given)."""
+    form = tokenizer.init_kwargs.get(SMILES_FORM_KEY)
+    if form is not None and form not in SMILES_FORMS:
+        raise ConfigError(f"tokenizer config: unknown {SMILES_FORM_KEY} {form!r}; known: {SMILES_FORMS}")
+    return cast("str | None", form)
+
+
+def model_input_smiles(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str]) -> list[str]:
+    """``smiles`` spelled as ``tokenizer``'s model reads them: kekulized for ``smiles_form:
+    kekule`` (one RDKit cannot kekulize stays as given), unchanged otherwise."""
+    texts = list(smiles)
+    if smiles_form(tokenizer) == "kekule":
+        from molw2s.chem.kekule import kekule_smiles
+
+        texts = [kekule_smiles(s) or s for s in texts]
+    return texts
+
+
 def encode_smiles(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str], *, max_length: int) -> EncodedBatch:
     """Encode ``smiles`` with special tokens, truncating to ``max_length`` ids.
 
@@ -170,14 +189,7 @@ def encode_smiles(tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str], *, 
     """
     if max_length < 3:
         raise ConfigError(f"max_length must be >= 3 ([CLS], one token, [SEP]), got {max_length}")
-    texts = list(smiles)
-    form = tokenizer.init_kwargs.get(SMILES_FORM_KEY)
-    if form is not None:
-        if form not in SMILES_FORMS:
-            raise ConfigError(f"tokenizer config: unknown {SMILES_FORM_KEY} {form!r}; known: {SMILES_FORMS}")
-        from molw2s.chem.kekule import kekule_smiles
-
-        texts = [kekule_smiles(s) or s for s in texts]
+    texts = model_input_smiles(tokenizer, smiles)
     encoded = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     unk, sep = tokenizer.unk_token_id, tokenizer.sep_token_id
     n_unk = sum(seq.count(unk) for seq in encoded)

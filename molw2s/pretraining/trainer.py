@@ -129,14 +129,15 @@ def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBe
     return MolBertForPretraining(config)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and LayerNorm weights (as in BERT)."""
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, *, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases and LayerNorm weights (as in BERT); ``fused``: one
+    kernel for the whole update (CUDA)."""
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
 
 
 def is_finished(member_dir: str | Path, config_hash: str, snapshots: Sequence[int] = ()) -> bool:
@@ -210,7 +211,7 @@ class MemberTrainer:
         )
         self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
         self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
-        self.optimizer = make_optimizer(self.model, train)
+        self.optimizer = make_optimizer(self.model, train, fused=device.type == "cuda")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda s: lr_factor(
