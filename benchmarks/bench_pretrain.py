@@ -65,20 +65,22 @@ def bench_ours(data: PretrainingData, size: ModelSizeConfig, args: argparse.Name
         num_threads=args.threads,
         warmup_steps=0,
         seed=args.seed,
+        data_workers=args.data_workers,
     )
     member = MemberConfig(name="bench", model=size, steps=args.warmup + args.steps)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = MemberTrainer(member, train, data, tmp, config_hash="bench", progress=False)
         trainer.model.train()
+        stream = trainer.batches()  # the trainer's own batch pipeline (workers, augmentation, masking)
         for _ in range(args.warmup):
-            trainer.train_step()
+            trainer.train_step(next(stream))
         device = trainer.dist.device
         sync(device)
         tokens0, lengths = trainer.counters["tokens"], []
         start = time.perf_counter()
         for _ in range(args.steps):
-            lengths.append(data.train.lengths[trainer.rows_for(trainer.step)])
-            trainer.train_step()
+            lengths.append(data.train.lengths[trainer.order.rows_for(trainer.step)])
+            trainer.train_step(next(stream))
         sync(device)
         elapsed = time.perf_counter() - start
     real = trainer.counters["tokens"] - tokens0
@@ -161,6 +163,9 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU if the GPU is not known")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-workers", type=int, default=None, help="batch-building processes (default: 0 on CPU, up to 8 on CUDA)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ from molw2s.encoders.tokenizer import IGNORE_INDEX
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.pretraining.config import PretrainingDataConfig
 from molw2s.pretraining.corpus import prepare_pretraining_data, split_corpus
-from molw2s.pretraining.trainer import make_batch
+from molw2s.pretraining.loader import make_batch
 
 
 def _padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:

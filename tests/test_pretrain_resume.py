@@ -142,6 +142,20 @@ def test_sigkill_then_resume_is_bitwise_identical(reference: Path, tmp_path: Pat
     _assert_same_weights(reference / "m" / "final", tmp_path / "m" / "final")
 
 
+def test_worker_processes_build_the_same_batches_and_resume_bitwise(reference: Path, tmp_path: Path) -> None:
+    """Batches built by two DataLoader workers (killed mid-run, resumed with workers again)
+    give the weights of the single-process reference run, bit for bit."""
+    family = _family(data_workers=2)
+    with pytest.raises(Killed):
+        pretrain_family(family, tmp_path, progress=False, on_step=_kill_at(7))
+    steps_seen: list[int] = []
+    pretrain_family(family, tmp_path, progress=False, on_step=lambda m, s: steps_seen.append(s))
+    assert steps_seen == list(range(5, STEPS + 1))
+    _assert_same_weights(reference / "m" / "final", tmp_path / "m" / "final")
+    done = json.loads((tmp_path / "m" / "COMPLETE.json").read_text())
+    assert done["counters"] == json.loads((reference / "m" / "COMPLETE.json").read_text())["counters"]
+
+
 def test_corrupt_and_partial_checkpoints_are_skipped(reference: Path, tmp_path: Path, caplog) -> None:
     family = _family()
     with pytest.raises(Killed):

@@ -30,7 +30,15 @@ from molw2s.tracking import Tracking
 log = logging.getLogger(__name__)
 
 #: train settings that change bookkeeping, not the trained weights
-_BOOKKEEPING = {"checkpoint_every", "keep_checkpoints", "eval_every", "eval_batch_size", "device", "num_threads"}
+_BOOKKEEPING = {
+    "checkpoint_every",
+    "keep_checkpoints",
+    "eval_every",
+    "eval_batch_size",
+    "device",
+    "num_threads",
+    "data_workers",
+}
 
 
 def default_run_dir(family: FamilyConfig) -> Path:

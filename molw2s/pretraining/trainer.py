@@ -16,57 +16,29 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import save_model
-from molw2s.encoders.padding import pad_batch
-from molw2s.encoders.tokenizer import SPECIAL_TOKENS, encode_smiles
 from molw2s.errors import ConfigError
 from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
-from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.pretraining.card import member_card
 from molw2s.pretraining.config import MemberConfig, TrainConfig
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.distributed import DistContext, init_distributed
 from molw2s.pretraining.evaluation import evaluate
-from molw2s.pretraining.masking import mask_tokens
+from molw2s.pretraining.loader import Batch, BatchOrder, StepBatches, batch_stream, default_workers
 from molw2s.tracking import LOG_DIR, NullLogger, ScalarLogger, Tracking, finite_scalars, open_logger
 
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
-
-
-@dataclass
-class Batch:
-    """Model inputs of one step."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    labels: torch.Tensor
-    physchem: torch.Tensor | None
-    n_unk: int
-    n_overlong: int
-
-    def to(self, device: torch.device) -> Batch:
-        """A copy on ``device``."""
-        return Batch(
-            self.input_ids.to(device, non_blocking=True),
-            self.attention_mask.to(device, non_blocking=True),
-            self.labels.to(device, non_blocking=True),
-            None if self.physchem is None else self.physchem.to(device, non_blocking=True),
-            self.n_unk,
-            self.n_overlong,
-        )
 
 
 def lr_factor(step: int, *, total: int, warmup: int, decay: str, min_ratio: float) -> float:
@@ -78,42 +50,6 @@ def lr_factor(step: int, *, total: int, warmup: int, decay: str, min_ratio: floa
     progress = min(1.0, (step - warmup) / (total - warmup))
     shape = 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
     return min_ratio + (1.0 - min_ratio) * shape
-
-
-def step_seed(seed: int, step: int, rank: int) -> int:
-    """A 63-bit seed for the data-side randomness of one step on one rank."""
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def make_batch(data: PretrainingData, rows: np.ndarray, *, seed: int, pad_multiple: int = 1) -> Batch:
-    """Tokens (randomised SMILES when augmenting), BERT masks and targets for ``rows``."""
-    cfg = data.config
-    tok = data.tokenizer
-    n_unk, n_overlong = 0, 0
-    if cfg.augment:
-        from molw2s.chem.randomize import randomized_smiles
-
-        rng = np.random.default_rng(seed)
-        encoded = encode_smiles(
-            tok, [randomized_smiles(data.train.smiles[i], rng) for i in rows], max_length=cfg.max_length
-        )
-        ids, n_unk, n_overlong = encoded.ids, encoded.n_unk, len(encoded.truncated)
-        if cfg.overlong == "exclude":  # fall back to the canonical form, which fits
-            for pos in encoded.truncated:
-                ids[pos] = data.train.ids[rows[pos]]
-    else:
-        ids = [data.train.ids[i] for i in rows]
-    input_ids, attention = pad_batch(ids, tok.pad_token_id, multiple_of=pad_multiple)
-    masked, labels = mask_tokens(
-        input_ids,
-        mask_token_id=tok.mask_token_id,
-        n_special=len(SPECIAL_TOKENS),
-        vocab_size=len(tok),
-        generator=torch.Generator().manual_seed(seed),
-        mask_prob=cfg.mask_prob,
-    )
-    physchem = None if data.train.physchem is None else torch.from_numpy(data.train.physchem[rows])
-    return Batch(masked, attention, labels, physchem, n_unk, n_overlong)
 
 
 def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBertForPretraining:
@@ -221,29 +157,19 @@ class MemberTrainer:
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.counters = {"tokens": 0, "unk_tokens": 0, "overlong": 0}
-        self._epoch, self.epoch_batches = 0, self._epoch_batches(0)
-        if not self.epoch_batches:
+        self.order = BatchOrder(
+            data.train.lengths,
+            self.per_rank_batch,
+            seed=train.seed,
+            bucket_batches=train.bucket_batches,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        self.workers = default_workers(device) if train.data_workers is None else train.data_workers
+        if not self.order.steps_per_epoch:
             raise ConfigError(
                 f"{len(data.train.ids)} training molecules give no full batch of {self.per_rank_batch} per rank"
             )
-
-    # -- data order -------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        batches = bucketed_batches(
-            self.data.train.lengths,
-            self.per_rank_batch,
-            seed=self.cfg.seed,
-            epoch=epoch,
-            bucket_batches=self.cfg.bucket_batches,
-        )
-        return shard_batches(batches, self.dist.rank, self.dist.world_size)
-
-    def rows_for(self, step: int) -> np.ndarray:
-        """This rank's batch (dataset rows) for update ``step``."""
-        epoch, pos = divmod(step, len(self.epoch_batches))
-        if epoch != self._epoch:
-            self._epoch, self.epoch_batches = epoch, self._epoch_batches(epoch)
-        return self.epoch_batches[pos]
 
     # -- checkpoints --------------------------------------------------------------------
     def resume(self) -> int:
@@ -326,13 +252,15 @@ class MemberTrainer:
         return metrics
 
     # -- the loop -----------------------------------------------------------------------
-    def train_step(self) -> torch.Tensor:
-        """One optimisation step on the next batch; returns the (detached) loss."""
-        rows = self.rows_for(self.step)
-        pad_multiple = 8 if self.dist.device.type == "cuda" else 1  # tensor-core friendly shapes
-        batch = make_batch(
-            self.data, rows, seed=step_seed(self.cfg.seed, self.step, self.dist.rank), pad_multiple=pad_multiple
-        )
+    def batches(self) -> Iterator[Batch]:
+        """The batches from the current step to the end (built by ``data_workers`` processes)."""
+        cuda = self.dist.device.type == "cuda"
+        steps = StepBatches(self.data, self.order, seed=self.cfg.seed, pad_multiple=8 if cuda else 1)
+        return batch_stream(steps, start=self.step, stop=self.member.steps, workers=self.workers, pin_memory=cuda)
+
+    def train_step(self, batch: Batch) -> torch.Tensor:
+        """One optimisation step on ``batch`` (the batch of the current step); returns the
+        (detached) loss."""
         self.counters["tokens"] += int(batch.attention_mask.sum()) * self.dist.world_size
         self.counters["unk_tokens"] += batch.n_unk
         self.counters["overlong"] += batch.n_overlong
@@ -395,8 +323,8 @@ class MemberTrainer:
         window_tokens, window_start = self.counters["tokens"], time.perf_counter()
         window_loss, window_n = 0.0, 0  # loss_sum and loss_n at the last sync
         metrics: dict[str, Any] = {}
-        while self.step < total:
-            loss_sum, loss_n = loss_sum + self.train_step(), loss_n + 1
+        for batch in self.batches():
+            loss_sum, loss_n = loss_sum + self.train_step(batch), loss_n + 1
             if self.step % 10 == 0 or self.step == total:  # syncs with the GPU only here
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 tok_s = (self.counters["tokens"] - window_tokens) / elapsed
