@@ -145,3 +145,36 @@ def _corpus(data) -> list[str]:
     from molw2s.data.prepare import load_corpus_spec
 
     return load_corpus_spec(data.config.corpus).smiles
+
+
+@pytest.mark.parametrize("physchem", [False, True])
+def test_micro_batches_give_the_whole_batch_gradient(corpus_file: str, tmp_path, physchem: bool) -> None:
+    """Gradient accumulation: the loss and every gradient of a step equal the whole
+    batch's (dropout off, so only float rounding differs)."""
+    from molw2s.pretraining.config import MemberConfig, TrainConfig
+    from molw2s.pretraining.trainer import MemberTrainer
+
+    data = prepare_pretraining_data(
+        PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, physchem=physchem, descriptor_jobs=1),
+        progress=False,
+    )
+    size = {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32, "dropout": 0.0}
+    member = MemberConfig(name="m", model={**size, "attention_dropout": 0.0}, steps=3)
+
+    def first_step(micro_batches: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        train = TrainConfig(batch_size=12, micro_batches=micro_batches, num_threads=1, warmup_steps=0)
+        trainer = MemberTrainer(member, train, data, tmp_path / str(micro_batches), config_hash="x", progress=False)
+        grads: dict[str, torch.Tensor] = {}
+
+        def capture(*_) -> None:  # the gradients the optimizer is about to apply
+            grads.update({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+
+        trainer.optimizer.register_step_pre_hook(capture)
+        loss = trainer.train_step(next(trainer.batches()))
+        return loss, grads
+
+    (loss_1, grads_1), (loss_3, grads_3) = first_step(1), first_step(3)
+    torch.testing.assert_close(loss_3, loss_1, rtol=1e-5, atol=1e-6)
+    assert grads_1.keys() == grads_3.keys() and len(grads_1) > 10
+    for name, grad in grads_1.items():
+        torch.testing.assert_close(grads_3[name], grad, rtol=1e-4, atol=1e-6, msg=name)

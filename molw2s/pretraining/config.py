@@ -70,6 +70,9 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True  # autocast on CUDA; ignored on CPU
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
+    micro_batches: int = Field(1, ge=1)
+    """Gradient accumulation: each step's batch runs as this many chunks (same gradient,
+    less memory; for large global batches)."""
     data_workers: int | None = Field(None, ge=0)
     """Processes building batches ahead of the loop (None: 0 on CPU, up to 8 on CUDA); the
     batches, and so the weights, do not depend on it."""

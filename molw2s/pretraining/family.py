@@ -38,6 +38,7 @@ _BOOKKEEPING = {
     "device",
     "num_threads",
     "data_workers",
+    "micro_batches",
 }
 
 

@@ -48,6 +48,15 @@ class Batch:
         """A copy in page-locked memory (what ``DataLoader(pin_memory=True)`` calls)."""
         return self._map(lambda t: t.pin_memory())
 
+    def chunks(self, k: int) -> list[Batch]:
+        """``k`` micro-batches of consecutive molecules (counters stay with the first)."""
+        parts = [torch.tensor_split(t, k) for t in (self.input_ids, self.attention_mask, self.labels)]
+        physchem = [None] * k if self.physchem is None else list(torch.tensor_split(self.physchem, k))
+        return [
+            Batch(ids, mask, labels, pc, self.n_unk if i == 0 else 0, self.n_overlong if i == 0 else 0)
+            for i, (ids, mask, labels, pc) in enumerate(zip(*parts, physchem))
+        ]
+
     def _map(self, apply: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
         return Batch(
             apply(self.input_ids),

@@ -18,13 +18,14 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
 
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import save_model
+from molw2s.encoders.tokenizer import IGNORE_INDEX
 from molw2s.errors import ConfigError
 from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
@@ -260,25 +261,46 @@ class MemberTrainer:
 
     def train_step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step on ``batch`` (the batch of the current step); returns the
-        (detached) loss."""
+        (detached) loss.
+
+        With ``micro_batches`` k > 1 the batch is run as k chunks whose gradients add up
+        (DDP synchronises on the last only): each chunk's MLM loss is weighted by its share
+        of the masked tokens and its PhysChem loss by its share of the molecules, so the
+        gradient is the whole batch's, up to float rounding and dropout draws.
+        """
         self.counters["tokens"] += int(batch.attention_mask.sum()) * self.dist.world_size
         self.counters["unk_tokens"] += batch.n_unk
         self.counters["overlong"] += batch.n_overlong
         batch = batch.to(self.dist.device)
-        with self.autocast:
-            out = self.net(batch.input_ids, batch.attention_mask, labels=batch.labels, physchem_targets=batch.physchem)
-        loss = self.cfg.mlm_weight * out.mlm_loss
-        if out.physchem_loss is not None:
-            loss = loss + self.cfg.physchem_weight * out.physchem_loss
-        loss.backward()
+        k = min(self.cfg.micro_batches, len(batch.input_ids))
+        chunks = batch.chunks(k) if k > 1 else [batch]
+        n_masked = (batch.labels != IGNORE_INDEX).sum().clamp(min=1)
+        loss = torch.zeros((), device=self.dist.device)
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            ddp = cast("torch.nn.parallel.DistributedDataParallel", self.net)
+            sync = contextlib.nullcontext() if last or not self.dist.distributed else ddp.no_sync()
+            with sync:
+                with self.autocast:
+                    out = self.net(
+                        chunk.input_ids, chunk.attention_mask, labels=chunk.labels, physchem_targets=chunk.physchem
+                    )
+                part = self.cfg.mlm_weight * out.mlm_loss
+                if k > 1:
+                    part = part * (chunk.labels != IGNORE_INDEX).sum() / n_masked
+                if out.physchem_loss is not None:
+                    part = part + self.cfg.physchem_weight * out.physchem_loss * (
+                        len(chunk.input_ids) / len(batch.input_ids)
+                    )
+                part.backward()
+            loss = loss + part.detach()
         if self.cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        detached: torch.Tensor = loss.detach()
-        return detached
+        return loss
 
     def train(self) -> dict[str, Any]:
         """Run (or resume) to ``member.steps``; export snapshots and the final model.
