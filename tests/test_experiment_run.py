@@ -83,6 +83,9 @@ def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, m
     assert "Task nci_tpsa" in report and "Spearman" in report
     cells = [json.loads(p.read_text()) for p in cells_dir.glob("*.json")]
     assert all(c["scale"] == "trace" and c["rule"] == "flat_tail" for c in cells)
+    timings = json.loads((tmp_path / "run" / "timings.json").read_text())
+    assert list(timings["seconds"]) == ["pretraining", "embedding", "sweep", "evaluation"]
+    assert timings["total"] == pytest.approx(sum(timings["seconds"].values())) and timings["seconds"]["sweep"] > 0
     # one [UNK] line per vocabulary: the family's members share one (featurisers have none)
     data_report = (tmp_path / "run" / "data_report.txt").read_text()
     assert "nci_tpsa under the vocabulary of big, small@5, small: " in data_report
@@ -132,6 +135,9 @@ def test_user_csv_task_with_named_columns(tmp_path):
     assert results["tasks"]["my_task"]["n_cells"] == 2
     report = (tmp_path / "run" / "data_report.txt").read_text()
     assert "not_a_smiles" in report and "1 " in report  # the invalid row is reported, not dropped silently
+    rerun = CliRunner().invoke(app, ["run", str(tmp_path / "csv.yaml"), "--no-progress", "--tracking", "none"])
+    assert rerun.exit_code == 0, rerun.output
+    assert "time: pretraining 0 s, embedding" in rerun.output and "report:" in rerun.output
 
 
 def _write(path, data):

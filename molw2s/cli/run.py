@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +34,7 @@ def run(
     from rich.text import Text
 
     from molw2s.experiment.config import load_experiment_config
-    from molw2s.experiment.runner import run_experiment
+    from molw2s.experiment.runner import TIMINGS_FILE, run_experiment
     from molw2s.tracking import checked_tracking
 
     extra = with_paths(overrides, data_dir, run_dir)
@@ -43,4 +44,7 @@ def run(
     out = cfg.resolved_run_dir() / "report"
     for task, res in results["tasks"].items():
         console.print(Text(f"{task}", style="bold") + Text(f": {res['interpretation']}"), highlight=False)
-    console.print(Text(f"\nreport: {out / 'report.md'} (and report.html, results.json, CSV tables, figures/)"))
+    timings = json.loads((cfg.resolved_run_dir() / TIMINGS_FILE).read_text())
+    stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in timings["seconds"].items())
+    console.print(Text(f"\ntime: {stages} (total {timings['total']:.0f} s; finished work is reused)"))
+    console.print(Text(f"report: {out / 'report.md'} (and report.html, results.json, CSV tables, figures/)"))
