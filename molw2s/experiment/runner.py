@@ -7,6 +7,7 @@ one JSON per W2S cell), so an interrupted run resumes where it stopped when reru
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,14 @@ from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
 from molw2s.experiment.summary import log_summary
 from molw2s.experiment.sweep import FinetunedStudent, sweep_task
-from molw2s.io import safe_filename, write_text_atomic
+from molw2s.io import safe_filename, write_json_atomic, write_text_atomic
 from molw2s.tracking import LOG_DIR, Tracking, open_logger
 
 log = logging.getLogger(__name__)
+
+#: the stages of a run, timed in ``<run_dir>/timings.json`` (cached work takes ~0 s)
+STAGES = ("pretraining", "embedding", "sweep", "evaluation")
+TIMINGS_FILE = "timings.json"
 
 
 def family_run_dir(config: ExperimentConfig) -> Path:
@@ -36,18 +41,24 @@ def family_run_dir(config: ExperimentConfig) -> Path:
 
 
 def resolve_encoders(config: ExperimentConfig) -> dict[str, str]:
-    """Encoder spec per model name: family members become ``bert:<checkpoint dir>``,
-    other names must be featuriser specs; checked before any heavy work starts."""
+    """Encoder spec per model name of ``config`` (strong first), see :func:`resolve_model_specs`."""
+    return resolve_model_specs([config.strong, *config.weak], config.family, family_run_dir(config))
+
+
+def resolve_model_specs(names: list[str], family: Path | None, models_dir: Path) -> dict[str, str]:
+    """Encoder spec per model name: members of ``family`` (checkpoints under ``models_dir``)
+    become ``bert:<checkpoint dir>``, other names must be featuriser specs; checked before
+    any heavy work starts."""
     from molw2s.encoders.embed import parse_encoder_spec
 
     members: dict[str, Path] = {}
-    if config.family is not None:
+    if family is not None:
         from molw2s.pretraining.config import load_family_config
         from molw2s.pretraining.family import family_models
 
-        members = family_models(load_family_config(config.family), family_run_dir(config))
+        members = family_models(load_family_config(family), models_dir)
     specs = {}
-    for name in [config.strong, *config.weak]:
+    for name in names:
         if name in members:
             specs[name] = f"bert:{members[name]}"
             continue
@@ -124,6 +135,8 @@ def pretrain_if_needed(config: ExperimentConfig, *, progress: bool, tracking: Tr
 
 def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking: Tracking = "auto") -> dict[str, Any]:
     """Run the whole experiment and write ``<run_dir>/report``; return results.json's content.
+    The wall time of each stage goes to ``<run_dir>/timings.json`` (not into results.json,
+    which stays identical between reruns).
 
     ``tracking`` (see :mod:`molw2s.tracking`) receives the pretraining curves (under each
     member's directory) and the sweep's summary (under ``<run_dir>/tensorboard``).
@@ -141,7 +154,10 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
         )
     plans = model_plans(config, specs)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
+    seconds = dict.fromkeys(STAGES, 0.0)
+    start = time.perf_counter()
     pretrain_if_needed(config, progress=progress, tracking=tracking)
+    seconds["pretraining"] = time.perf_counter() - start
     rows: list[dict[str, Any]] = []
     data_report = []
     for task_spec in config.tasks:
@@ -149,6 +165,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
         data_report.append(task.report())
         checkpoints = {name: Path(plan.spec[5:]) for name, plan in plans.items() if plan.spec.startswith("bert:")}
         data_report += coverage_lines(task.name, task.smiles, {n: p for n, p in checkpoints.items() if "|" not in n})
+        start = time.perf_counter()
         reps = {
             name: embed_task(
                 plan.spec,
@@ -161,6 +178,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
             for name, plan in plans.items()
         }
         reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
+        seconds["embedding"] += time.perf_counter() - start
         splits = task_cell_splits(task, config, config.data_dir)
         dropped = sum(s.n_dropped for s in splits)
         if dropped:
@@ -172,11 +190,16 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
             if config.w2s.student == "finetune"
             else None
         )
+        start = time.perf_counter()
         rows += sweep_task(
             task.name, task.y, reps, splits, config, run_dir / "cells", weak=weak, student=student, progress=progress
         )
+        seconds["sweep"] += time.perf_counter() - start
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
+    start = time.perf_counter()
     results = evaluate(rows, config, run_dir / "report")
+    seconds["evaluation"] = time.perf_counter() - start
+    write_json_atomic(run_dir / TIMINGS_FILE, {"seconds": seconds, "total": sum(seconds.values())})
     tracker = open_logger(tracking, run_dir / LOG_DIR)
     try:
         log_summary(results, tracker)
