@@ -38,6 +38,22 @@ def test_parse_keeps_order_and_rows_of_valid_inputs():
     assert "6 of 9 SMILES invalid" in report and "row 1: 'xyz'" in report
 
 
+def test_worker_processes_give_the_same_parse(monkeypatch):
+    """Chunks parsed in two processes merge into the single-process result: same canonical
+    SMILES, rows and invalid entries (rows shifted back to input rows)."""
+    import molw2s.chem.smiles as smiles_module
+
+    monkeypatch.setattr(smiles_module, "PARSE_CHUNK", 7)
+    monkeypatch.setattr(smiles_module, "PARALLEL_PARSE_FROM", 10)
+    inputs = (["CCO", "xyz", "c1ccccc1", "", "C1CC", "C" * 30, "CC(=O)[O-].[Na+]", "CC(C)(C)(C)(C)C"] * 6)[:45]
+    options = {"standardize": StandardizeOptions(), "max_heavy_atoms": 20}
+    one, two = parse_smiles(inputs, **options), parse_smiles(inputs, n_jobs=2, **options)
+    assert two.smiles == one.smiles and two.index.tolist() == one.index.tolist() and two.n_input == 45
+    assert [(b.row, b.smiles, b.reason) for b in two.invalid] == [(b.row, b.smiles, b.reason) for b in one.invalid]
+    reasons = {b.row: b.reason for b in two.invalid}
+    assert "syntax error" in reasons[41] and "too large" in reasons[37] and "unclosed ring" in reasons[44]
+
+
 def test_invalid_smiles_do_not_reach_the_terminal(capfd):
     parse_smiles(["xyz", "C1CC"])
     assert "SMILES Parse Error" not in capfd.readouterr().err

@@ -63,6 +63,24 @@ def test_subsample_returns_n_valid_even_with_invalid_rows(tmp_path):
         load_corpus(str(f), strict=True)
 
 
+def test_parsed_corpus_is_cached_until_the_file_or_the_draw_changes(tmp_path, monkeypatch):
+    import molw2s.data.corpora as corpora
+
+    f = tmp_path / "m.smi"
+    f.write_text("CCO\nxyz\nc1ccccc1\nCCN\n")
+    first = load_corpus(str(f), n=2, seed=3)
+    parsed = []
+    real = corpora._parse_corpus
+    monkeypatch.setattr(corpora, "_parse_corpus", lambda *a: parsed.append(a) or real(*a))
+    again = load_corpus(str(f), n=2, seed=3)  # read back: nothing parsed
+    assert parsed == [] and again.smiles == first.smiles and again.rows.tolist() == first.rows.tolist()
+    assert [dataclasses.astuple(i) for i in again.invalid] == [dataclasses.astuple(i) for i in first.invalid]
+    load_corpus(str(f), n=2, seed=4)
+    f.write_text("CCO\nxyz\nc1ccccc1\nCCC\n")
+    assert "CCC" in load_corpus(str(f)).smiles
+    assert len(parsed) == 2  # another draw, then another file: parsed anew
+
+
 def test_csv_and_gzip_corpora(tmp_path):
     (tmp_path / "a.csv").write_text("id,Smiles\n1,CCO\n2,xx\n")
     corpus = load_corpus(str(tmp_path / "a.csv"))

@@ -7,8 +7,8 @@ Row numbers are 0-based positions in the input sequence. Callers that read files
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -104,19 +104,52 @@ def parse_smiles(
     source: str | None = None,
     progress: bool = False,
     max_heavy_atoms: int | None = None,
+    n_jobs: int = 1,
 ) -> ParsedSmiles:
     """Parse and canonicalise ``smiles``; collect each invalid one with its row and reason.
 
     A molecule with more than ``max_heavy_atoms`` heavy atoms (when given) is excluded
     and listed like an invalid SMILES. With ``strict=True`` any invalid SMILES raises
-    :class:`DataError` listing them.
+    :class:`DataError` listing them. ``n_jobs`` > 1 parses chunks in worker processes
+    (inputs of at least ``PARALLEL_PARSE_FROM`` SMILES); the result is the same.
     """
     from tqdm.auto import tqdm
 
+    items = list(smiles)
+    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)] or [[]]
+    settings = (standardize, max_heavy_atoms)
     kept: list[str] = []
     index: list[int] = []
     invalid: list[InvalidSmiles] = []
-    for row, text in enumerate(tqdm(smiles, desc="parsing SMILES", disable=not progress, unit="mol")):
+    with tqdm(total=len(items), desc="parsing SMILES", disable=not progress, unit="mol") as bar:
+        if n_jobs > 1 and len(items) >= PARALLEL_PARSE_FROM:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                parts = pool.map(_parse_chunk, chunks, [settings] * len(chunks))
+                _merge(parts, kept, index, invalid, bar.update)
+        else:
+            _merge((_parse_chunk(chunk, settings) for chunk in chunks), kept, index, invalid, bar.update)
+    parsed = ParsedSmiles(kept, np.asarray(index, dtype=np.int64), invalid, len(items), source)
+    if strict and invalid:
+        raise DataError(f"strict mode: {parsed.report()}", path=source)
+    return parsed
+
+
+#: SMILES per work unit of :func:`parse_smiles`, and the input size from which workers pay off
+PARSE_CHUNK = 4096
+PARALLEL_PARSE_FROM = 20_000
+
+_ChunkResult = tuple[int, list[str], list[int], list[InvalidSmiles]]
+
+
+def _parse_chunk(chunk: list[str], settings: tuple[StandardizeOptions | None, int | None]) -> _ChunkResult:
+    """(chunk size, canonical SMILES, their rows in the chunk, invalid ones with chunk rows)."""
+    standardize, max_heavy_atoms = settings
+    kept: list[str] = []
+    index: list[int] = []
+    invalid: list[InvalidSmiles] = []
+    for row, text in enumerate(chunk):
         mol, reason = mol_from_smiles(text)
         if mol is not None and max_heavy_atoms is not None and mol.GetNumHeavyAtoms() > max_heavy_atoms:
             reason = f"too large: {mol.GetNumHeavyAtoms()} heavy atoms > max_heavy_atoms={max_heavy_atoms}"
@@ -126,10 +159,24 @@ def parse_smiles(
             continue
         kept.append(_to_smiles(mol, standardize))
         index.append(row)
-    parsed = ParsedSmiles(kept, np.asarray(index, dtype=np.int64), invalid, len(smiles), source)
-    if strict and invalid:
-        raise DataError(f"strict mode: {parsed.report()}", path=source)
-    return parsed
+    return len(chunk), kept, index, invalid
+
+
+def _merge(
+    parts: Iterable[_ChunkResult],
+    kept: list[str],
+    index: list[int],
+    invalid: list[InvalidSmiles],
+    advance: Callable[[int], object],
+) -> None:
+    """Append chunk results in order, shifting chunk rows to input rows."""
+    offset = 0
+    for size, chunk_kept, chunk_index, chunk_invalid in parts:
+        kept += chunk_kept
+        index += [offset + i for i in chunk_index]
+        invalid += [replace(bad, row=offset + bad.row) for bad in chunk_invalid]
+        offset += size
+        advance(size)
 
 
 def _to_smiles(mol: Chem.Mol, standardize: StandardizeOptions | None) -> str:

@@ -3,12 +3,13 @@
 Subsampling is reproducible: rows are visited in the order of a seeded permutation and
 the first ``n`` valid SMILES are kept (then sorted by file row), so ``n`` valid molecules
 come back whenever the corpus has them, and every invalid SMILES met on the way is
-reported.
+reported. A parsed corpus is cached under ``cache_dir()/corpora`` by a content hash of
+everything it depends on, so a rerun (or a second family on the same corpus) skips parsing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from molw2s.data.registry import (
 )
 from molw2s.data.tables import Columns, is_csv, match_column, read_csv_columns, read_header, read_smiles_lines
 from molw2s.errors import ConfigError, DataError
+from molw2s.io import cache_dir, content_hash, file_digest, read_json_checked, write_json_checked
 
 
 @dataclass
@@ -67,26 +69,83 @@ def load_corpus(
     download: bool = True,
     progress: bool = False,
     max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS,
+    n_jobs: int = 1,
 ) -> Corpus:
     """Load a corpus by name (``nci5k``, ``guacamol[:train|valid|test|all]``, ``moses``) or path.
 
     ``n`` valid molecules are drawn reproducibly with ``seed`` (all rows when None).
     ``strict`` raises :class:`DataError` listing the invalid SMILES met instead of skipping them.
+    ``n_jobs`` processes parse the SMILES (the result does not depend on it).
     """
     if n is not None and n < 1:
         raise ConfigError(f"corpus size n must be >= 1, got {n}")
     name, path, column = _locate(name_or_path, data_dir, smiles_col, download)
+    key = _cache_key(path, column, n, seed, standardize, max_heavy_atoms)
+    cache = cache_dir() / "corpora" / f"{key}.json"
+    cached = read_json_checked(cache)
+    if cached is not None:
+        corpus = Corpus(
+            name,
+            cached["smiles"],
+            np.asarray(cached["rows"], dtype=np.int64),
+            path,
+            cached["n_total"],
+            [InvalidSmiles(**item) for item in cached["invalid"]],
+        )
+    else:
+        corpus = _parse_corpus(name, path, column, n, seed, standardize, progress, max_heavy_atoms, n_jobs)
+        write_json_checked(
+            cache,
+            {
+                "smiles": corpus.smiles,
+                "rows": corpus.rows.tolist(),
+                "n_total": corpus.n_total,
+                "invalid": [asdict(item) for item in corpus.invalid],
+            },
+        )
+    if strict and corpus.invalid:
+        raise DataError(f"strict mode: {format_invalid(corpus.invalid, len(corpus) + corpus.n_skipped)}", path=path)
+    if n is not None and len(corpus) < n:
+        raise DataError(f"asked for n={n} valid molecules but only {len(corpus)} are valid", path=path)
+    return corpus
+
+
+def _cache_key(
+    path: Path,
+    column: str | None,
+    n: int | None,
+    seed: int,
+    standardize: StandardizeOptions | None,
+    max_heavy_atoms: int | None,
+) -> str:
+    """What a parsed corpus depends on: the file's bytes, the column, the draw, the cleaning
+    and the RDKit version (canonical SMILES may change between versions)."""
+    from rdkit import rdBase
+
+    options = None if standardize is None else standardize.model_dump(mode="json")
+    digest = file_digest(path, "sha256")
+    return content_hash("corpus-v1", digest, column, n, seed, options, max_heavy_atoms, rdBase.rdkitVersion)
+
+
+def _parse_corpus(
+    name: str,
+    path: Path,
+    column: str | None,
+    n: int | None,
+    seed: int,
+    standardize: StandardizeOptions | None,
+    progress: bool,
+    max_heavy_atoms: int | None,
+    n_jobs: int,
+) -> Corpus:
+    """Read the file and draw the first ``n`` valid SMILES of a seeded permutation."""
     table = read_csv_columns(path, [column]) if column else read_smiles_lines(path)
     raw = table.values[column or "smiles"]
     if n is not None and n > len(raw):
         raise ConfigError(f"asked for n={n} molecules but {path} has only {len(raw)} rows")
     order = np.arange(len(raw)) if n is None else np.random.default_rng(seed).permutation(len(raw))
     want = len(raw) if n is None else n
-    smiles, rows, invalid = _first_valid(raw, order, want, table, standardize, progress, max_heavy_atoms)
-    if strict and invalid:
-        raise DataError(f"strict mode: {format_invalid(invalid, len(rows) + len(invalid))}", path=path)
-    if n is not None and len(smiles) < n:
-        raise DataError(f"asked for n={n} valid molecules but only {len(smiles)} are valid", path=path)
+    smiles, rows, invalid = _first_valid(raw, order, want, table, standardize, progress, max_heavy_atoms, n_jobs)
     keep = np.argsort(rows, kind="stable")
     return Corpus(name, [smiles[i] for i in keep], rows[keep], path, len(raw), invalid)
 
@@ -121,6 +180,7 @@ def _first_valid(
     standardize: StandardizeOptions | None,
     progress: bool,
     max_heavy_atoms: int | None,
+    n_jobs: int,
 ) -> tuple[list[str], np.ndarray, list[InvalidSmiles]]:
     """Walk ``order`` in batches until ``want`` valid SMILES are found; rows are file rows."""
     smiles: list[str] = []
@@ -132,7 +192,11 @@ def _first_valid(
         batch = order[start : start + need + need // 10 + 8]
         start += len(batch)
         parsed = parse_smiles(
-            [raw[i] for i in batch], standardize=standardize, progress=progress, max_heavy_atoms=max_heavy_atoms
+            [raw[i] for i in batch],
+            standardize=standardize,
+            progress=progress,
+            max_heavy_atoms=max_heavy_atoms,
+            n_jobs=n_jobs,
         )
         cut = parsed.index[need - 1] if len(parsed.index) >= need else len(batch)
         for pos, text in zip(parsed.index[:need], parsed.smiles[:need]):

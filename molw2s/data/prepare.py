@@ -40,8 +40,10 @@ def load_corpus_spec(
     strict: bool = False,
     download: bool = True,
     progress: bool = False,
+    n_jobs: int = 1,
 ) -> Corpus:
-    """Load the corpus ``spec`` names (from ``data_dir``, the cache or a download)."""
+    """Load the corpus ``spec`` names (from ``data_dir``, the cache or a download), its
+    SMILES parsed by ``n_jobs`` processes."""
     return load_corpus(
         spec.name,
         n=spec.n,
@@ -53,6 +55,7 @@ def load_corpus_spec(
         download=download,
         progress=progress,
         max_heavy_atoms=spec.max_heavy_atoms,
+        n_jobs=n_jobs,
     )
 
 

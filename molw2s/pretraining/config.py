@@ -36,7 +36,9 @@ class PretrainingDataConfig(StrictModel):
     augment: bool = True  # SMILES enumeration: a fresh random SMILES per sample
     physchem: bool = True  # the PhysChem head and its descriptor targets
     physchem_clip: float = Field(5.0, gt=0.0)  # normalised descriptors clipped to +-clip
-    descriptor_jobs: int | None = Field(None, ge=1)  # processes for descriptors (None: up to 4)
+    descriptor_jobs: int | None = Field(
+        None, ge=1
+    )  # processes parsing SMILES and computing descriptors (None: up to 4)
     mix_tasks: list[TaskSpec] = Field(default_factory=list)
     """Tasks whose molecules (never their labels) join the training corpus, so the
     vocabulary covers their tokens ([UNK] rate ~0) and those tokens are trained."""

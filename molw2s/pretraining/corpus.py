@@ -106,7 +106,7 @@ def prepare_pretraining_data(
     config: PretrainingDataConfig, *, data_dir: str | Path | None = None, progress: bool = True
 ) -> PretrainingData:
     """Load the corpus, split it, build the vocabulary and the descriptor targets."""
-    corpus = load_corpus_spec(config.corpus, data_dir=data_dir)
+    corpus = load_corpus_spec(config.corpus, data_dir=data_dir, progress=progress, n_jobs=preparation_jobs(config))
     if corpus.n_skipped:
         log.warning(corpus.report())
     train_smiles, val_smiles = split_corpus(corpus.smiles, config)
@@ -175,6 +175,16 @@ def mixed_task_smiles(
     for spec in config.mix_tasks:
         found.update(load_task_spec(spec, data_dir=data_dir).smiles)
     return sorted(found - corpus)
+
+
+def default_jobs() -> int:
+    """Processes for corpus preparation when ``descriptor_jobs`` is unset: up to 4."""
+    return min(4, os.cpu_count() or 1)
+
+
+def preparation_jobs(config: PretrainingDataConfig) -> int:
+    """Processes for parsing the corpus and computing its descriptors."""
+    return config.descriptor_jobs or default_jobs()
 
 
 def split_corpus(smiles: list[str], config: PretrainingDataConfig) -> tuple[list[str], list[str]]:
@@ -269,7 +279,7 @@ def cached_descriptors(
     cached = load_npy_checked(path)
     if cached is not None:
         return cached[0], names, cached[1]["n_nonfinite"]
-    jobs = n_jobs or min(4, os.cpu_count() or 1)
+    jobs = n_jobs or default_jobs()
     table = compute_descriptors(smiles, progress=progress, n_jobs=jobs)
     if table.failed_rows:  # the corpus loader already dropped unparsable SMILES: these timed out
         raise DataError(
