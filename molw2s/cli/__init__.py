@@ -22,7 +22,18 @@ from molw2s import __version__
 from molw2s.errors import MolW2SError
 
 #: modules under molw2s.cli that each expose ``register(app: typer.Typer)``
-SUBCOMMAND_MODULES = ("run", "report", "data", "pretrain", "embed", "predict", "finetune", "simulate", "convert")
+SUBCOMMAND_MODULES = (
+    "run",
+    "report",
+    "data",
+    "pretrain",
+    "embed",
+    "predict",
+    "finetune",
+    "simulate",
+    "convert",
+    "multicap",
+)
 
 app = typer.Typer(
     name="molw2s",

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from molw2s.config import SafeName, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
+from molw2s.multicap.config import BootstrapConfig, DiversityConfig, SelectionConfig, StudentConfig
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
 
@@ -215,7 +216,54 @@ class FinetuneConfig(TaskList):
         return self.run_dir if self.run_dir is not None else Path("runs") / self.name
 
 
-C = TypeVar("C", ExperimentConfig, FinetuneConfig)
+MulticapExperiment = Literal["independence", "quality", "bootstrapping", "selection"]
+MULTICAP_EXPERIMENTS: tuple[MulticapExperiment, ...] = ("independence", "quality", "bootstrapping", "selection")
+
+
+class MulticapConfig(TaskList):
+    """``molw2s multicap``: multi-capability W2S (theory.md section 8) on frozen features.
+
+    ``tasks`` are the capabilities; ``strong`` and ``weak`` are family members or
+    featuriser specs as in :class:`ExperimentConfig`. ``weak[0]`` supervises every
+    experiment; all weak models enter the quality experiment.
+    """
+
+    name: SafeName
+    run_dir: Path | None = None  # default: runs/<name>
+    data_dir: Path | None = None
+    family: Path | None = None  # a family YAML, relative to this config's folder
+    family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
+    strict: bool = False
+    strong: str
+    weak: list[str] = Field(min_length=1)
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    weak_head: HeadConfig = Field(default_factory=HeadConfig)
+    """The weak model (fitted on D_w's gold labels)."""
+    strong_head: HeadConfig = Field(default_factory=HeadConfig)
+    """The strong ridge head of the disagreement features and of P_s (gap selection)."""
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    """The k rule of P_w and P_s for the ``gap`` selection."""
+    experiments: list[MulticapExperiment] = Field(default_factory=lambda: list(MULTICAP_EXPERIMENTS), min_length=1)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    """Level of the t-intervals over split seeds."""
+
+    @model_validator(mode="after")
+    def _models_are_distinct(self) -> MulticapConfig:
+        if len(set(self.weak)) != len(self.weak) or self.strong in self.weak:
+            raise ValueError(f"strong {self.strong!r} and weak {self.weak} must all be distinct models")
+        return self
+
+    def resolved_run_dir(self) -> Path:
+        """The run directory (``runs/<name>`` unless set)."""
+        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
+
+
+C = TypeVar("C", ExperimentConfig, FinetuneConfig, MulticapConfig)
 
 
 def _load_with_family(model: type[C], path: str | Path, overrides: list[str] | tuple[str, ...]) -> C:
@@ -236,3 +284,8 @@ def load_experiment_config(path: str | Path, overrides: list[str] | tuple[str, .
 def load_finetune_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
     """Load a finetuning YAML; a relative ``family`` path is taken from the YAML's folder."""
     return _load_with_family(FinetuneConfig, path, overrides)
+
+
+def load_multicap_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MulticapConfig:
+    """Load a multi-capability YAML; a relative ``family`` path is taken from the YAML's folder."""
+    return _load_with_family(MulticapConfig, path, overrides)
