@@ -145,7 +145,7 @@ def _write(path, data):
     return path
 
 
-@pytest.mark.parametrize("name", ["quickstart", "moleculenet", "paper"])
+@pytest.mark.parametrize("name", ["quickstart", "moleculenet", "paper", "gpu"])
 def test_shipped_configs_validate_and_name_real_models(name):
     from pathlib import Path
 
@@ -154,6 +154,15 @@ def test_shipped_configs_validate_and_name_real_models(name):
     assert len(config.weak) >= 8 and set(specs) == {config.strong, *config.weak}
     n_weak = len(model_plans(config, specs)) - 1 + len(config.expand.controlled.names())
     assert n_weak >= (24 if name == "moleculenet" else 8)  # issue 11: enough weak models to narrow intervals
+    if name == "gpu":  # issue 9: BERT-base strong, >= 500k MOSES, >= 2 epochs, >= 12 weak models
+        from molw2s.pretraining.config import load_family_config
+
+        family = load_family_config(config.family)
+        strong = family.member(config.strong)
+        n_train = family.data.corpus.n - family.data.max_val
+        assert family.data.corpus.name == "moses" and n_train >= 495_000 and len(config.weak) >= 12
+        assert strong.model.hidden_size == 768 and strong.model.num_layers == 12
+        assert strong.steps * family.train.batch_size >= 2 * n_train
 
 
 def test_two_fresh_runs_give_identical_results_and_report_prints_them(experiment_yaml, tmp_path, monkeypatch):
