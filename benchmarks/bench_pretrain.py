@@ -1,11 +1,18 @@
-"""Pretraining throughput: our loop against a plain HF ``BertForMaskedLM`` loop, same run.
+"""Pretraining throughput: the trainer's whole loop against a plain HF ``BertForMaskedLM``
+loop, same run.
 
 Both train the same encoder shape on the same MOSES molecules with the same batch size,
 AdamW and gradient clipping. The baseline is the textbook loop: random batches padded to
 the fixed maximum length (128), ``DataCollatorForLanguageModeling`` masking, MLM logits
-over every position. Ours: length-bucketed batches with dynamic padding and MLM logits at
-masked positions only (``train_step`` of the real trainer). A third row, dynamic padding
-without bucketing, separates the two effects. Throughput counts real (non-pad) tokens.
+over every position, canonical SMILES only. Ours is the real trainer (``MemberTrainer``:
+its batch stream and ``train_step``) with what a family config turns on by default:
+SMILES enumeration (a fresh randomised SMILES per molecule and step, through RDKit) and
+PhysChem targets (``--no-augment`` / ``--no-physchem`` switch them off), length-bucketed
+batches, dynamic padding, MLM logits at masked positions only; once with batches built in
+the training process, once by ``--data-workers`` processes. "data wait" is the share of
+the loop spent waiting for the next batch: on a GPU, the time it sits idle for want of
+data. A row without bucketing separates the padding effect. Throughput counts real
+(non-pad) tokens.
 
     python benchmarks/bench_pretrain.py                        # CPU, the local strong model
     python benchmarks/bench_pretrain.py --size paper --batch-size 256 --steps 50  # on a GPU
@@ -18,6 +25,7 @@ the embeddings), divided by time and the GPU's dense bf16 peak.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -56,8 +64,11 @@ def model_flops(size: ModelSizeConfig, lengths: np.ndarray) -> float:
     return float(6 * n * lengths.sum() + 12 * layers * h * (lengths**2).sum())
 
 
-def bench_ours(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace, bucket_batches: int) -> dict:
-    """Real tokens/s of the molw2s trainer's step (bucketing on when bucket_batches > 1)."""
+def bench_ours(
+    data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace, bucket_batches: int, workers: int
+) -> dict:
+    """Real tokens/s of the molw2s trainer's loop (bucketing on when bucket_batches > 1),
+    batches built by ``workers`` processes, and the time spent waiting for them."""
     train = TrainConfig(
         batch_size=args.batch_size,
         bucket_batches=bucket_batches,
@@ -65,7 +76,7 @@ def bench_ours(data: PretrainingData, size: ModelSizeConfig, args: argparse.Name
         num_threads=args.threads,
         warmup_steps=0,
         seed=args.seed,
-        data_workers=args.data_workers,
+        data_workers=workers,
     )
     member = MemberConfig(name="bench", model=size, steps=args.warmup + args.steps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,15 +87,19 @@ def bench_ours(data: PretrainingData, size: ModelSizeConfig, args: argparse.Name
             trainer.train_step(next(stream))
         device = trainer.dist.device
         sync(device)
-        tokens0, lengths = trainer.counters["tokens"], []
+        tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
         start = time.perf_counter()
         for _ in range(args.steps):
             lengths.append(data.train.lengths[trainer.order.rows_for(trainer.step)])
-            trainer.train_step(next(stream))
+            asked = time.perf_counter()
+            batch = next(stream)
+            waited += time.perf_counter() - asked
+            trainer.train_step(batch)
         sync(device)
         elapsed = time.perf_counter() - start
     real = trainer.counters["tokens"] - tokens0
-    return {"tokens": real, "seconds": elapsed, "flops": model_flops(size, np.concatenate(lengths))}
+    flops = model_flops(size, np.concatenate(lengths))
+    return {"tokens": real, "seconds": elapsed, "flops": flops, "wait": waited / elapsed}
 
 
 def bench_plain_hf(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace) -> dict:
@@ -164,14 +179,21 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data-workers", type=int, default=None, help="batch-building processes (default: 0 on CPU, up to 8 on CUDA)"
+        "--data-workers", type=int, default=None, help="batch-building processes of the last row (default: cores - 1)"
     )
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="SMILES enumeration")
+    parser.add_argument("--physchem", action=argparse.BooleanOptionalAction, default=True, help="PhysChem targets")
+    parser.add_argument("--descriptor-jobs", type=int, default=None, help="processes for the descriptor targets")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
     data_cfg = PretrainingDataConfig(
-        corpus=CorpusSpec(name="moses", n=args.n_molecules), augment=False, physchem=False, max_val=64
+        corpus=CorpusSpec(name="moses", n=args.n_molecules),
+        augment=args.augment,
+        physchem=args.physchem,
+        max_val=64,
+        descriptor_jobs=args.descriptor_jobs,
     )
     data = prepare_pretraining_data(data_cfg, data_dir=args.data_dir, progress=False)
     if (args.warmup + args.steps) * args.batch_size > len(data.train.smiles):
@@ -188,18 +210,23 @@ def main() -> None:
         f"max {lengths.max()} (padded to {data_cfg.max_length})"
     )
 
+    workers = args.data_workers if args.data_workers is not None else max(1, (os.cpu_count() or 2) - 1)
+    pipeline = ("augmentation" if args.augment else "canonical SMILES") + (" + PhysChem" if args.physchem else "")
+    print(f"molw2s pipeline: {pipeline}")
     rows = [
         ("plain HF BertForMaskedLM, fixed padding to 128", bench_plain_hf(data, size, args)),
-        ("molw2s, dynamic padding, no bucketing", bench_ours(data, size, args, bucket_batches=1)),
-        ("molw2s, dynamic padding + length buckets", bench_ours(data, size, args, bucket_batches=50)),
+        ("molw2s, no bucketing, in-process batches", bench_ours(data, size, args, bucket_batches=1, workers=0)),
+        ("molw2s, length buckets, in-process batches", bench_ours(data, size, args, bucket_batches=50, workers=0)),
+        (f"molw2s, length buckets, {workers} batch workers", bench_ours(data, size, args, 50, workers=workers)),
     ]
     peak = peak_flops(device, args.peak_tflops)
     base = rows[0][1]["tokens"] / rows[0][1]["seconds"]
-    print(f"\n{'loop':<50} {'real tokens/s':>14} {'ratio':>7} {'MFU':>7}")
+    print(f"\n{'loop':<50} {'real tokens/s':>14} {'ratio':>7} {'MFU':>7} {'data wait':>10}")
     for name, r in rows:
         rate = r["tokens"] / r["seconds"]
         mfu = f"{r['flops'] / r['seconds'] / peak:.1%}" if peak else "n/a"
-        print(f"{name:<50} {rate:>14,.0f} {rate / base:>6.2f}x {mfu:>7}")
+        wait = f"{r['wait']:.0%}" if "wait" in r else "-"
+        print(f"{name:<50} {rate:>14,.0f} {rate / base:>6.2f}x {mfu:>7} {wait:>10}")
 
 
 if __name__ == "__main__":
