@@ -1,8 +1,15 @@
-"""``molw2s multicap`` end to end on the demo tasks (tiny settings): report, determinism, errors."""
+"""``molw2s multicap`` end to end on the demo tasks (tiny settings): report, determinism,
+resuming, errors. One full run is shared by the tests that read or repeat it.
+
+Every selection method is exercised by tests/test_multicap.py; here three suffice (random is
+the baseline, reward the method, oracle the upper bound the report must label)."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -10,29 +17,47 @@ from typer.testing import CliRunner
 from molw2s.cli import app
 
 TINY = [
+    "tasks=[nci_logp,nci_tpsa]",
     "strong=ecfp2-256",
-    "weak=[maccs,ecfp2-64]",
+    "weak=[ecfp2-64,ecfp4-128]",
     "splits.seeds=[0,1]",
     "splits.n_weak=60",
     "splits.n_strong=100",
     "splits.frac=[0.9,0.05,0.05]",
     "student.max_iter=50",
     "student.stage2_max_iter=50",
-    "selection.fractions=[0.5,1.0]",
+    "selection.methods=[random,reward,oracle]",
+    "selection.fractions=[0.5]",
     "selection.reward.folds=3",
     "bootstrap.rounds=2",
 ]
 
 
-def _run(tmp_path, name, *extra):
-    args = ["multicap", "configs/multicap_demo.yaml", "--run-dir", str(tmp_path / name), "--no-progress", *TINY, *extra]
+def _run(run_dir: Path, *extra: str) -> Any:
+    args = ["multicap", "configs/multicap_demo.yaml", "--run-dir", str(run_dir), "--no-progress", *TINY, *extra]
     return CliRunner().invoke(app, args)
 
 
-def test_multicap_cli_writes_a_deterministic_report(tmp_path):
-    first = _run(tmp_path, "a", "tasks=[nci_logp,nci_tpsa]")
-    assert first.exit_code == 0, first.output
-    report = tmp_path / "a" / "report"
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One full tiny run (every experiment, two capabilities, two seeds): its run folder and
+    the molw2s cache its embeddings went to (the session cache)."""
+    run_dir = tmp_path_factory.mktemp("multicap") / "a"
+    result = _run(run_dir)
+    assert result.exit_code == 0, result.output
+    return run_dir, os.environ["MOLW2S_DATA_DIR"]
+
+
+@pytest.fixture
+def same_cache(demo_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo run's folder, with its cache in use (as for a user's second run)."""
+    run_dir, cache = demo_run
+    monkeypatch.setenv("MOLW2S_DATA_DIR", cache)
+    return run_dir
+
+
+def test_multicap_cli_writes_the_report(demo_run):
+    report = demo_run[0] / "report"
     for name in (
         "report.md",
         "report.html",
@@ -47,18 +72,23 @@ def test_multicap_cli_writes_a_deterministic_report(tmp_path):
     assert {"independence", "quality", "diversity", "bootstrapping", "selection", "selection_pooled"} <= set(
         results["summaries"]
     )
-    assert (
-        "oracle (upper bound)" in (report / "report.md").read_text()
-        or "upper bound" in (report / "report.md").read_text()
-    )
-    second = _run(tmp_path, "b", "tasks=[nci_logp,nci_tpsa]", "experiments=[selection]")
-    assert second.exit_code == 0, second.output
-    again_records = json.loads((tmp_path / "b" / "report" / "results.json").read_text())["records"]
-    assert again_records["selection"] == results["records"]["selection"]  # same config twice: same numbers
-    cells = sorted((tmp_path / "a" / "cells").iterdir())
+    assert "`oracle` is an upper bound" in (report / "report.md").read_text()
+
+
+def test_multicap_cli_is_deterministic(same_cache, tmp_path):
+    again = _run(tmp_path / "b", "experiments=[selection]", "splits.seeds=[0]")
+    assert again.exit_code == 0, again.output
+    first = json.loads((same_cache / "report" / "results.json").read_text())["records"]["selection"]
+    second = json.loads((tmp_path / "b" / "report" / "results.json").read_text())["records"]["selection"]
+    assert second == [r for r in first if r["seed"] == 0]  # same config, fresh folder: same numbers
+
+
+def test_multicap_cli_resumes_from_its_cells(same_cache):
+    cells = sorted((same_cache / "cells").iterdir())
     mtimes = [c.stat().st_mtime_ns for c in cells]
-    again = _run(tmp_path, "a", "tasks=[nci_logp,nci_tpsa]")
-    assert again.exit_code == 0 and [c.stat().st_mtime_ns for c in cells] == mtimes  # resumed from the cells
+    again = _run(same_cache)
+    assert again.exit_code == 0, again.output
+    assert [c.stat().st_mtime_ns for c in cells] == mtimes
 
 
 @pytest.mark.parametrize(
@@ -70,6 +100,6 @@ def test_multicap_cli_writes_a_deterministic_report(tmp_path):
     ],
 )
 def test_multicap_cli_bad_input_is_a_clear_error(tmp_path, extra, message):
-    result = _run(tmp_path, "bad", *extra)
+    result = _run(tmp_path / "bad", *extra)
     assert result.exit_code != 0
     assert message in str(result.exception) + result.output
