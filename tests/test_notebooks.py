@@ -69,3 +69,25 @@ def test_finetune_notebook(tmp_path, make_tiny_checkpoint):
     params = f'MODEL = "{tmp_path / "model"}"\nTASK = "nci_logp"\nN_MOLECULES = 200\nEPOCHS = 2'
     text = _outputs(run_notebook("04_finetune.ipynb", params, tmp_path))
     assert "best epoch" in text and "svr(rdkit2d)" in text and "ridge(checkpoint)" in text
+
+
+def test_multicapability_notebook(tmp_path):
+    overrides = [
+        "strong=ecfp2-256",
+        "weak=[ecfp2-64,ecfp4-128]",  # no MACCS: the slowest featuriser on the demo tasks' 4.6k molecules
+        "splits.seeds=[0,1]",
+        "splits.n_weak=60",
+        "splits.n_strong=100",
+        "splits.frac=[0.9,0.05,0.05]",
+        "student.max_iter=30",
+        "student.stage2_max_iter=30",
+        "selection.methods=[random,reward,oracle]",
+        "selection.fractions=[0.25,0.75]",
+        "selection.reward.folds=3",
+        "bootstrap.rounds=2",
+    ]
+    params = f'CONFIG = "../configs/multicap_demo.yaml"\nOVERRIDES = {overrides!r}\nRUN_DIR = "{tmp_path / "run"}"'
+    text = _outputs(run_notebook("05_multicapability.ipynb", params, tmp_path))
+    assert "capabilities ['nci_logp', 'nci_tpsa', 'nci_mr']" in text
+    assert "largest |change| with the ridge student: 0" in text
+    assert "reward - random (two-stage)" in text and "reward: two-stage - one-stage all" in text
