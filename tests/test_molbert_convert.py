@@ -464,26 +464,27 @@ def test_run_uses_converted_molbert_as_the_strong_and_as_a_weak_model(converted,
 # ---- safety and clear errors -------------------------------------------------------------------
 
 
-def test_a_checkpoint_needing_full_unpickling_is_refused_unless_trusted(tmp_path: Path) -> None:
+def test_a_checkpoint_needing_full_unpickling_is_refused(tmp_path: Path) -> None:
+    """molw2s never unpickles an outside file in full: the error says what it pickles and
+    how to re-save the weights alone; the re-saved file converts."""
     ckpt = write_molbert_run(tmp_path / "run", extra={"extra_state": fractions.Fraction(1, 3)})
-    with pytest.raises(MolW2SError, match=r"last\.ckpt.*full unpickling.*fractions\.Fraction.*--trust-checkpoint"):
+    with pytest.raises(
+        MolW2SError, match=r"last\.ckpt.*full unpickling.*fractions\.Fraction.*never unpickles.*state_dict"
+    ):
         convert_molbert_checkpoint(ckpt, tmp_path / "a")
     assert not (tmp_path / "a").exists()
-    report = convert_molbert_checkpoint(ckpt, tmp_path / "b", trust=True)
-    assert report.full_unpickle
     result = CliRunner().invoke(app, ["convert", "molbert", str(ckpt), "--out", str(tmp_path / "c")])
-    assert result.exit_code != 0 and "--trust-checkpoint" in str(result.exception)
-    trusted = CliRunner().invoke(
-        app, ["convert", "molbert", str(ckpt), "--out", str(tmp_path / "c"), "--trust-checkpoint"]
-    )
-    assert trusted.exit_code == 0 and "full unpickling" in trusted.output
+    assert result.exit_code != 0 and "never unpickles" in str(result.exception)
+    weights = ckpt.with_name("weights.ckpt")  # what the error tells the user to save: the state dict alone
+    torch.save({"state_dict": molbert_state_dict()}, weights)
+    assert convert_molbert_checkpoint(weights, tmp_path / "b").directory == tmp_path / "b"
 
 
 def test_molberts_own_checkpoint_needs_no_unpickling(converted) -> None:
     ckpt, _ = converted
     assert "pytorch_lightning" not in sys.modules  # its AttributeDict is read as a dict
     report = convert_molbert_checkpoint(ckpt, ckpt.parent.parent.parent / "again")
-    assert not report.full_unpickle and report.dropped == {
+    assert report.dropped == {
         "model.tasks.0.masked_lm_head": 7,
         "model.tasks.1.physchem_head": 4,
     }
@@ -560,7 +561,5 @@ def test_not_a_checkpoint_and_other_sizes_fail_clearly(tmp_path: Path) -> None:
     ckpt.write_bytes(b"\x80\x02garbage")
     with pytest.raises(MolW2SError, match=r"last\.ckpt: reading it needs full unpickling \(Unsupported operand"):
         convert_molbert_checkpoint(ckpt, tmp_path / "out3")
-    with pytest.raises(MolW2SError, match=r"last\.ckpt: not a readable PyTorch checkpoint"):
-        convert_molbert_checkpoint(ckpt, tmp_path / "out3", trust=True)
     with pytest.raises(MolW2SError, match="no such checkpoint file"):
         convert_molbert_checkpoint(tmp_path / "missing.ckpt", tmp_path / "out4")

@@ -25,21 +25,17 @@ def molbert(
     hparams: Path = typer.Option(
         None, "--hparams", help="MolBERT's hparams.yaml (default: two folders above the checkpoint)."
     ),
-    trust_checkpoint: bool = typer.Option(
-        False,
-        "--trust-checkpoint",
-        help="Allow full unpickling of a checkpoint that holds more than tensors (runs code from the file).",
-    ),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty output directory."),
 ) -> None:
-    """Turn published MolBERT weights into a model directory for bert:DIR (embed, run, finetune)."""
+    """Turn published MolBERT weights into a model directory for bert:DIR (embed, run, finetune).
+
+    The checkpoint is read without unpickling arbitrary objects; one that needs more is refused.
+    """
     from molw2s.encoders.molbert_checkpoint import convert_molbert_checkpoint
 
-    report = convert_molbert_checkpoint(checkpoint, out, hparams=hparams, trust=trust_checkpoint, force=force)
+    report = convert_molbert_checkpoint(checkpoint, out, hparams=hparams, force=force)
     arch = report.architecture
     typer.echo(f"converted {report.checkpoint} (sha256 {report.sha256[:12]}...) with {report.hparams_path}")
-    if report.full_unpickle:
-        typer.echo("  read with full unpickling (--trust-checkpoint)")
     typer.echo(
         f"  encoder: {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.num_heads} heads, "
         f"intermediate {arch.intermediate_size}, {report.n_params:,} parameters"

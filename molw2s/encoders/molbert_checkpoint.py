@@ -28,15 +28,14 @@ it out); the converted vocabulary adds ``[UNK]`` (id 42) with MolBERT's [MASK] e
 Safety: a checkpoint is a pickle. It is read with ``torch.load(weights_only=True)``, which
 builds only tensors and plain containers; Lightning's ``AttributeDict`` (a dict of the
 training options) is read as a dict and ``argparse.Namespace`` as itself. A file needing
-anything else is refused unless ``trust=True`` (``--trust-checkpoint``), which unpickles
-it in full: only for files from a source you trust.
+anything else is refused: molw2s never unpickles outside files in full. The error says how
+to re-save only the ``state_dict`` in an environment the user trusts.
 """
 
 from __future__ import annotations
 
 import pickle
 import re
-import types
 import zipfile
 from collections import Counter
 from collections.abc import Mapping
@@ -108,7 +107,6 @@ class ConversionReport:
     architecture: MolBertArchitecture
     n_params: int
     dropped: dict[str, int]  # module path (e.g. model.tasks.0.masked_lm_head) -> tensors dropped
-    full_unpickle: bool
 
 
 def hparams_path_for(checkpoint: str | Path) -> Path:
@@ -149,13 +147,12 @@ def read_hparams(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_lightning_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[dict[str, Any], bool]:
-    """The checkpoint's top-level dict and whether it needed full unpickling.
+def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's top-level dict.
 
     Read with ``weights_only=True`` (tensors and plain containers; Lightning's AttributeDict
     as a dict, argparse.Namespace allowed). A file needing more is refused with a
-    MolW2SError naming it and what it needs, unless ``trust``: then it is unpickled in
-    full (AttributeDict still read as a dict, so Lightning need not be installed).
+    MolW2SError naming it, what it pickles, and how to re-save its ``state_dict`` alone.
     """
     import argparse
 
@@ -171,24 +168,23 @@ def load_lightning_checkpoint(path: str | Path, *, trust: bool = False) -> tuple
     if not hasattr(torch.serialization, "safe_globals"):
         raise MolW2SError(f"reading MolBERT checkpoints safely needs torch >= 2.5 (installed: {torch.__version__})")
     allowed: list[Any] = [argparse.Namespace, *((dict, name) for name in PLAIN_DICT_CLASSES)]
-    full = False
     try:
         with torch.serialization.safe_globals(allowed):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
             raise MolW2SError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
-        if not trust:
-            raise MolW2SError(
-                f"{path}: reading it needs full unpickling ({_weights_only_blocker(str(exc))}), which can run "
-                "arbitrary code; if you trust where the file comes from, pass --trust-checkpoint"
-            ) from None
-        obj, full = _load_trusted(path), True
+        raise MolW2SError(
+            f"{path}: reading it needs full unpickling ({_weights_only_blocker(str(exc))}), which can run "
+            "arbitrary code, and molw2s never unpickles outside files. If you trust the file, re-save its "
+            "weights alone where you trust it: torch.save({'state_dict': torch.load(CKPT, "
+            "weights_only=False)['state_dict']}, 'weights.ckpt'), then convert weights.ckpt (with --hparams)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise MolW2SError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
     if not isinstance(obj, dict):
         raise MolW2SError(f"{path}: expected a Lightning checkpoint (a dict), got {type(obj).__name__}")
-    return obj, full
+    return obj
 
 
 def _weights_only_blocker(message: str) -> str:
@@ -198,27 +194,6 @@ def _weights_only_blocker(message: str) -> str:
         return f"it pickles {', '.join(globals_)}"
     reason = message.partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0].strip()
     return reason or "the weights-only reader refused it"
-
-
-def _load_trusted(path: Path) -> Any:
-    """``torch.load(weights_only=False)`` with Lightning's AttributeDict read as a dict."""
-    import torch
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if f"{module}.{name}" in PLAIN_DICT_CLASSES:
-                return dict
-            return super().find_class(module, name)
-
-    module = types.ModuleType("molw2s_checkpoint_pickle")
-    module.Unpickler = Unpickler  # type: ignore[attr-defined]
-    module.load = lambda f, **kwargs: Unpickler(f, **kwargs).load()  # type: ignore[attr-defined]
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
-    except ModuleNotFoundError as exc:
-        raise MolW2SError(f"{path}: unpickling it needs the Python module {exc.name!r}, not installed") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
-        raise MolW2SError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
 
 
 def split_state_dict(state: Mapping[str, Any], path: Path) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
@@ -311,7 +286,6 @@ def convert_molbert_checkpoint(
     out: str | Path | None = None,
     *,
     hparams: str | Path | None = None,
-    trust: bool = False,
     force: bool = False,
 ) -> ConversionReport:
     """Convert a MolBERT Lightning checkpoint into a model directory ``out`` (default
@@ -329,7 +303,7 @@ def convert_molbert_checkpoint(
     target = Path(out) if out is not None else default_output_dir(checkpoint)
     _check_target(target, [checkpoint, hparams_path], force)
     options = read_hparams(hparams_path)
-    loaded, full = load_lightning_checkpoint(checkpoint, trust=trust)
+    loaded = load_lightning_checkpoint(checkpoint)
     state = loaded.get("state_dict")
     if not isinstance(state, Mapping):
         raise MolW2SError(f"{checkpoint}: no state_dict (keys: {', '.join(map(str, loaded)) or 'none'})")
@@ -359,7 +333,6 @@ def convert_molbert_checkpoint(
         architecture=arch,
         n_params=sum(p.numel() for p in model.parameters()),
         dropped=dropped,
-        full_unpickle=full,
     )
 
 
