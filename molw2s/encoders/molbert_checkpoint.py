@@ -176,9 +176,9 @@ def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
             raise MolW2SError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
         raise MolW2SError(
             f"{path}: reading it needs full unpickling ({_weights_only_blocker(str(exc))}), which can run "
-            "arbitrary code, and molw2s never unpickles outside files. If you trust the file, re-save its "
-            "weights alone where you trust it: torch.save({'state_dict': torch.load(CKPT, "
-            "weights_only=False)['state_dict']}, 'weights.ckpt'), then convert weights.ckpt (with --hparams)"
+            "arbitrary code, and molw2s never unpickles outside files. If you trust the file, load it where "
+            "you trust it and re-save its state_dict alone, as {'state_dict': ...} with torch.save, then "
+            "convert that file (with --hparams)"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise MolW2SError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
