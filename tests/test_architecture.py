@@ -87,7 +87,8 @@ def _molw2s_imports(path: Path) -> list[str]:
         ),
         (
             "multicap/*.py",
-            {"multicap", "analysis", "encoders", "theory", "w2s", "data", "chem", "config", "io", "errors"},
+            {"multicap", "analysis", "finetuning", "encoders", "theory", "w2s", "data", "chem", "config", "io"}
+            | {"errors"},
         ),
         ("tracking.py", {"errors"}),
     ],

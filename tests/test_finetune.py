@@ -184,3 +184,82 @@ def test_freezing_keeps_the_bottom_blocks_fixed(model_dir, task):
     first, last = (dict(original.encoder.layer[i].named_parameters()) for i in (0, 1))
     assert all(torch.equal(p, first[n]) for n, p in tuned.encoder.layer[0].named_parameters())
     assert any(not torch.equal(p, last[n]) for n, p in tuned.encoder.layer[1].named_parameters())
+
+
+def test_masked_mse_is_the_mean_over_outputs_of_each_outputs_mse():
+    rng = np.random.default_rng(0)
+    output = np.array([0, 1, 1, 2, 0, 1, 1, 1])
+    pred, target = rng.normal(size=(8, 3)), rng.normal(size=8)
+    counts = np.bincount(output)
+    weight = len(output) / (3 * counts[output])
+    got = trainer.masked_mse(
+        torch.as_tensor(pred), torch.as_tensor(output), torch.as_tensor(target), torch.as_tensor(weight)
+    )
+    naive = np.mean([np.mean((pred[output == k, k] - target[output == k]) ** 2) for k in range(3)])
+    assert float(got) == pytest.approx(naive, rel=1e-12)
+
+
+def _two_tasks(task, n_train: int, n_valid: int):
+    """logP (output 0) on the first molecules and a scaled heavy-atom count (output 1,
+    other units) on the next ones: no molecule in common."""
+    from rdkit import Chem
+
+    smiles = list(task.smiles)
+    atoms = np.array([Chem.MolFromSmiles(s).GetNumHeavyAtoms() * 10.0 for s in smiles])
+    a, b = slice(0, n_train), slice(n_train, 2 * n_train)
+    va, vb = slice(2 * n_train, 2 * n_train + n_valid), slice(2 * n_train + n_valid, 2 * n_train + 2 * n_valid)
+    train = LabelledSmiles.of(
+        smiles[a] + smiles[b], np.r_[task.y[a], atoms[b]], np.r_[np.zeros(n_train, int), np.ones(n_train, int)]
+    )
+    valid = LabelledSmiles.of(
+        smiles[va] + smiles[vb], np.r_[task.y[va], atoms[vb]], np.r_[np.zeros(n_valid, int), np.ones(n_valid, int)]
+    )
+    return train, valid
+
+
+def test_two_outputs_are_learnt_jointly_each_in_its_own_units(model_dir, task):
+    train, valid = _two_tasks(task, 150, 40)
+    fitted = finetune_regressor(model_dir, train, valid, FAST.model_copy(update={"epochs": 8}), seed=0)
+    assert fitted.n_outputs == 2
+    for k in (0, 1):
+        mine = valid.output == k
+        y, own = valid.y[mine], train.y[train.output == k]
+        assert fitted.label_mean[k] == pytest.approx(own.mean()) and fitted.label_std[k] == pytest.approx(own.std())
+        pred = fitted.predict([s for s, m in zip(valid.smiles, mine, strict=True) if m], output=k)
+        assert _rmse(pred, y) < 0.8 * _rmse(np.full(len(y), own.mean()), y), k
+    last = fitted.history[fitted.best_epoch - 1]
+    assert {"valid_rmse_0", "valid_rmse_1", "valid_score"} <= set(last)
+    expected = np.mean([last[f"valid_rmse_{k}"] ** 2 / fitted.label_std[k] ** 2 for k in (0, 1)])
+    assert last["valid_score"] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(DataError, match="output 2 does not exist"):
+        fitted.predict(valid.smiles[:2], output=2)
+
+
+def test_stage_two_starts_from_the_model_and_the_anchor_holds_it(model_dir, task):
+    train, valid = _parts(task, 96, 32)
+    stage1 = finetune_regressor(model_dir, train, valid, FAST.model_copy(update={"epochs": 3}), seed=0)
+    shifted = LabelledSmiles.of(train.smiles[:48], train.y[:48] + 3.0)
+    settings = FAST.model_copy(update={"epochs": 2})
+
+    def moved(fitted) -> float:
+        start = stage1.model.state_dict()
+        return sum(float(((v - start[k]) ** 2).sum()) for k, v in fitted.model.state_dict().items())
+
+    free = finetune_regressor(model_dir, shifted, valid, settings, seed=0, start_from=stage1)
+    held = finetune_regressor(model_dir, shifted, valid, settings, seed=0, start_from=stage1, anchor=100.0)
+    np.testing.assert_array_equal(free.label_mean, stage1.label_mean)  # stage 1's standardisation is kept
+    assert 0 < moved(held) < 0.5 * moved(free)
+    fresh = finetune_regressor(model_dir, shifted, valid, settings, seed=0)
+    assert moved(free) < moved(fresh)  # continuing from stage 1 stays closer to it than a fresh start
+
+
+def test_each_output_needs_two_varying_training_labels(model_dir, task):
+    train, valid = _two_tasks(task, 20, 5)
+    lonely = LabelledSmiles.of(train.smiles[:21], train.y[:21], np.r_[np.zeros(20, int), [1]])
+    with pytest.raises(DataError, match="output 1 has 1 training labels"):
+        finetune_regressor(model_dir, lonely, valid, FAST)
+    flat = LabelledSmiles.of(train.smiles, np.where(train.output == 1, 7.0, train.y), train.output)
+    with pytest.raises(DataError, match="training labels of output 1 are constant"):
+        finetune_regressor(model_dir, flat, valid, FAST)
+    with pytest.raises(DataError, match="output indices"):
+        LabelledSmiles.of(["CCO", "CCN"], [1.0, 2.0], [0])

@@ -13,7 +13,7 @@ from molw2s.errors import ConfigError
 from molw2s.experiment import sweep
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.runner import run_experiment
-from molw2s.experiment.student import validation_cut
+from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
 from molw2s.w2s.protocol import fit_weak_model
 

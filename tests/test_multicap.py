@@ -64,23 +64,23 @@ def test_reward_selection_beats_random_and_oracle_beats_both(seed):
 
 def test_two_stage_equals_one_stage_when_everything_is_selected():
     caps = linear_problem(0)
-    data = {c.name: (c.H_s[c.strong], c.y[c.strong] + 0.1) for c in caps}
+    data = {c.name: (c.strong, c.y[c.strong] + 0.1) for c in caps}
     for config, tol in ((RIDGE, 1e-10), (SHARED, 1e-4)):
-        stage1 = make_student(config).fit(data)
+        stage1 = make_student(config, caps).fit(data)
         stage2 = stage1.refine(data)
         for c in caps:
-            a, b = stage1.predict(c.name, c.H_s[c.test]), stage2.predict(c.name, c.H_s[c.test])
+            a, b = stage1.predict(c.name, c.test), stage2.predict(c.name, c.test)
             np.testing.assert_allclose(b, a, atol=tol * np.abs(a).max())
 
 
 def test_two_stage_on_a_subset_moves_between_all_and_subset_only():
     caps = linear_problem(1, n_caps=1)
     c = caps[0]
-    full = {c.name: (c.H_s[c.strong], c.y[c.strong])}
-    sub = {c.name: (c.H_s[c.strong[:30]], c.y[c.strong[:30]] + 5.0)}
-    stage1 = make_student(RIDGE).fit(full)
-    two, only = stage1.refine(sub), make_student(RIDGE).fit(sub)
-    p1, p2, p3 = (m.predict(c.name, c.H_s[c.test]).mean() for m in (stage1, two, only))
+    full = {c.name: (c.strong, c.y[c.strong])}
+    sub = {c.name: (c.strong[:30], c.y[c.strong[:30]] + 5.0)}
+    stage1 = make_student(RIDGE, caps).fit(full)
+    two, only = stage1.refine(sub), make_student(RIDGE, caps).fit(sub)
+    p1, p2, p3 = (m.predict(c.name, c.test).mean() for m in (stage1, two, only))
     assert p1 < p2 < p3
 
 
@@ -109,10 +109,10 @@ def test_ridge_student_joint_equals_single_shared_student_differs():
 
 def test_shared_student_is_deterministic():
     caps = linear_problem(4)
-    data = {c.name: (c.H_s[c.strong], c.y[c.strong]) for c in caps}
-    a, b = make_student(SHARED).fit(data), make_student(SHARED).fit(data)
+    data = {c.name: (c.strong, c.y[c.strong]) for c in caps}
+    a, b = make_student(SHARED, caps).fit(data), make_student(SHARED, caps).fit(data)
     for c in caps:
-        np.testing.assert_array_equal(a.predict(c.name, c.H_s[c.test]), b.predict(c.name, c.H_s[c.test]))
+        np.testing.assert_array_equal(a.predict(c.name, c.test), b.predict(c.name, c.test))
 
 
 def test_capabilities_with_no_molecules_in_common_train_jointly():

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -103,3 +104,38 @@ def test_multicap_cli_bad_input_is_a_clear_error(tmp_path, extra, message):
     result = _run(tmp_path / "bad", *extra)
     assert result.exit_code != 0
     assert message in str(result.exception) + result.output
+
+
+def test_multicap_cli_finetunes_the_strong_checkpoint(tmp_path, make_tiny_checkpoint):
+    from molw2s.data.tasks import load_task
+
+    model = make_tiny_checkpoint(tmp_path / "model", list(load_task("nci_logp").smiles))
+    finetune = [
+        f"strong=bert:{model}",
+        "student.kind=finetune",
+        "student.finetune.epochs=2",
+        "student.finetune.batch_size=32",
+        "experiments=[independence]",
+        "splits.seeds=[0]",
+    ]
+    result = _run(tmp_path / "ft", *finetune)
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "ft" / "report" / "results.json").read_text())["records"]["independence"]
+    assert {(r["capability"], r["trained_with"]) for r in records} == {
+        ("nci_logp", "alone"),
+        ("nci_logp", "nci_tpsa"),
+        ("nci_tpsa", "alone"),
+        ("nci_tpsa", "nci_logp"),
+    }
+    assert all(np.isfinite(r["err_w2s"]) for r in records)
+    runs = sorted((tmp_path / "ft" / "students").glob("*.json"))
+    assert len(runs) == 3  # two capabilities alone and the pair
+    rerun = _run(tmp_path / "ft", *finetune, "experiments=[bootstrapping]", "bootstrap.rounds=1")
+    assert rerun.exit_code == 0, rerun.output
+    assert len(sorted((tmp_path / "ft" / "students").glob("*.json"))) == 4  # the pair on weak labels is reused
+
+
+def test_multicap_cli_finetune_needs_a_checkpoint(tmp_path):
+    result = _run(tmp_path / "bad", "student.kind=finetune")
+    assert result.exit_code != 0
+    assert "is a featuriser, not a transformer checkpoint" in str(result.exception) + result.output

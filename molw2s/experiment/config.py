@@ -221,7 +221,9 @@ MULTICAP_EXPERIMENTS: tuple[MulticapExperiment, ...] = ("independence", "quality
 
 
 class MulticapConfig(TaskList):
-    """``molw2s multicap``: multi-capability W2S (theory.md section 8) on frozen features.
+    """``molw2s multicap``: multi-capability W2S (theory.md section 8): students on frozen
+    features, or the strong encoder finetuned (``student.kind: finetune``, which needs a
+    family member or ``bert:`` checkpoint as ``strong``).
 
     ``tasks`` are the capabilities; ``strong`` and ``weak`` are family members or
     featuriser specs as in :class:`ExperimentConfig`. ``weak[0]`` supervises every

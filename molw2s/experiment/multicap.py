@@ -1,5 +1,6 @@
 """``molw2s multicap``: multi-capability weak-to-strong generalisation (theory.md section 8)
-on frozen representations, over split seeds, with a report.
+on frozen representations or with the strong encoder finetuned, over split seeds, with a
+report. Finetuned students' runs are cached under ``<run_dir>/students``.
 
 Each (seed, experiment) is one checked JSON under ``<run_dir>/cells`` named by a content
 hash of its inputs (capabilities' molecules, labels, splits, representations) and settings,
@@ -35,9 +36,12 @@ from molw2s.experiment.runner import resolve_model_specs
 from molw2s.io import content_hash, read_json_checked, write_json_atomic, write_json_checked, write_text_atomic
 from molw2s.multicap import experiments as ex
 from molw2s.multicap.capability import Capability, WeakSupervision, weak_supervision
+from molw2s.multicap.finetune_student import FinetuneSetup
 from molw2s.multicap.summary import summarise
 
 CELL_VERSION = "multicap-cell-v1"
+#: student settings that only the ``finetune`` student reads
+FINETUNE_FIELDS = {"finetune", "valid_frac"}
 UPPER_BOUND = "oracle (upper bound)"
 
 
@@ -49,6 +53,7 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     models_dir = config.family_run_dir or run_dir / "models"
     specs = resolve_model_specs([config.strong, *config.weak], config.family, models_dir)
+    finetune = _finetune_setup(config, specs[config.strong], run_dir, progress)
     tasks = [load_task_spec(spec, data_dir=config.data_dir, strict=config.strict) for spec in config.tasks]
     splits = {t.name: _splits(t, config) for t in tasks}
     emb = config.embedding
@@ -73,9 +78,21 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
                 for weak in config.weak
             }
             for experiment in config.experiments:
-                cell = _cell(experiment, seed, caps, config, run_dir)
+                cell = _cell(experiment, seed, caps, config, run_dir, finetune)
                 records[experiment] += [{"seed": seed, **r} for r in cell["records"]]
     return write_multicap_report(records, config, run_dir / "report")
+
+
+def _finetune_setup(config: MulticapConfig, strong_spec: str, run_dir: Path, progress: bool) -> FinetuneSetup | None:
+    """The checkpoint and cache of a ``finetune`` student (None for the frozen students)."""
+    if config.student.kind != "finetune":
+        return None
+    if not strong_spec.startswith("bert:"):
+        raise ConfigError(
+            f"student.kind=finetune finetunes the strong encoder, but {config.strong!r} is a featuriser, not a "
+            "transformer checkpoint (use a family member or bert:DIR)"
+        )
+    return FinetuneSetup(Path(strong_spec[len("bert:") :]), run_dir / "students", progress)
 
 
 def _splits(task: Task, config: MulticapConfig) -> list[CellSplit]:
@@ -110,7 +127,12 @@ def _digest(caps: dict[str, list[Capability]]) -> str:
 
 
 def _cell(
-    experiment: str, seed: int, caps: dict[str, list[Capability]], config: MulticapConfig, run_dir: Path
+    experiment: str,
+    seed: int,
+    caps: dict[str, list[Capability]],
+    config: MulticapConfig,
+    run_dir: Path,
+    finetune: FinetuneSetup | None,
 ) -> dict[str, Any]:
     """One experiment on one seed, read back when done before."""
     settings = config.model_dump(
@@ -127,6 +149,8 @@ def _cell(
             "predictor",
         },
     )
+    if config.student.kind != "finetune":  # the finetuning settings key a cell only when that student runs
+        settings["student"] = {k: v for k, v in settings["student"].items() if k not in FINETUNE_FIELDS}
     key = content_hash(CELL_VERSION, experiment, seed, _digest(caps), settings)
     path = run_dir / "cells" / f"{experiment}.seed{seed}.{key}.json"
     cached = read_json_checked(path)
@@ -139,15 +163,17 @@ def _cell(
         return {c.name: weak_supervision(c, config.weak_head, folds=folds, seed=seed) for c in group}
 
     if experiment == "independence":
-        records = ex.independence(main, supervise(main), config.student)
+        records = ex.independence(main, supervise(main), config.student, finetune)
     elif experiment == "quality":
         by_weak = {weak: supervise(group) for weak, group in caps.items()}
         records = []
         for i, cap in enumerate(main):
             sups = {weak: by_weak[weak][cap.name] for weak in caps}
-            records += ex.quality_and_diversity(cap, sups, config.student, config.diversity.fraction, seed + i)
+            records += ex.quality_and_diversity(
+                cap, sups, config.student, config.diversity.fraction, seed + i, finetune
+            )
     elif experiment == "bootstrapping":
-        records = ex.bootstrapping(main, supervise(main), config.student, config.bootstrap)
+        records = ex.bootstrapping(main, supervise(main), config.student, config.bootstrap, finetune)
     else:
         records = ex.selection(
             main,
@@ -158,6 +184,7 @@ def _cell(
             strong_head=config.strong_head,
             predictor=config.predictor,
             seed=seed,
+            finetune=finetune,
         )
     cell = {"cell": key, "experiment": experiment, "seed": seed, "records": records}
     write_json_checked(path, cell)

@@ -20,19 +20,13 @@ import numpy as np
 
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import CellSettings
+from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
 from molw2s.io import content_hash, file_digest, read_json_checked, write_json_checked
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
 from molw2s.w2s.protocol import fit_weak_model
 
 FINETUNED_KEYS = ("ft_err_w2s", "ft_err_sc", "ft_pgr", "ft_predgap", "ft_gain")
-
-
-def validation_cut(strong: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """D_s cut into (fitting rows, validation rows), at least one of each, drawn with ``seed``."""
-    order = np.random.default_rng([seed, 0x5EED]).permutation(len(strong))
-    n_valid = min(max(1, round(fraction * len(strong))), len(strong) - 1)
-    return np.sort(strong[order[n_valid:]]), np.sort(strong[order[:n_valid]])
 
 
 def finetuned_ceiling(

@@ -1,4 +1,4 @@
-"""An encoder with a regression head: pooled hidden states -> dropout -> one linear output."""
+"""An encoder with a regression head: pooled hidden states -> dropout -> one linear output per task."""
 
 from __future__ import annotations
 
@@ -11,24 +11,26 @@ from molw2s.encoders.embed import Pooling, pool
 
 class RegressionModel(nn.Module):
     """``encoder`` (a bare BERT) pooled by ``pooling``, then dropout and a linear head; the
-    output is one standardised prediction per molecule. An encoder whose config says
+    output is one standardised prediction per molecule and output (``n_outputs`` tasks). An encoder whose config says
     ``fixed_position_embeddings`` (converted MolBERT weights: fixed sinusoids) keeps its
     position table frozen."""
 
-    def __init__(self, encoder: BertModel, *, pooling: Pooling = "mean", dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: BertModel, *, pooling: Pooling = "mean", dropout: float = 0.1, n_outputs: int = 1
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         if getattr(encoder.config, "fixed_position_embeddings", False):
             encoder.embeddings.position_embeddings.weight.requires_grad_(False)
         self.pooling: Pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, 1)
+        self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(batch,) predictions in standardised label units."""
+        """(batch, n_outputs) predictions in standardised label units."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = pool(hidden, attention_mask, self.pooling)
-        out: torch.Tensor = self.head(self.dropout(pooled)).squeeze(-1)
+        out: torch.Tensor = self.head(self.dropout(pooled))
         return out
 
     def freeze(self, blocks: int) -> int:

@@ -1,16 +1,25 @@
-"""Finetune an encoder and a regression head on one task (a training and a validation part).
+"""Finetune an encoder and a regression head on one task, or on several tasks at once (a
+training and a validation part).
+
+Several tasks share the encoder and have one linear output each: every labelled molecule
+says which output its label belongs to (``LabelledSmiles.output``), each output's labels
+are standardised with its own training mean and std, and the loss is the masked MSE with
+the outputs weighted equally (each molecule weighted N / (K n_k) for K outputs and n_k
+molecules of its output among N, so a uniform batch estimates the mean over outputs of
+each output's MSE; one output: the plain MSE). The validation score that picks the best
+epoch is the same mean over outputs of the validation MSE in standardised units.
 
 One epoch = one pass over the training part in an order drawn from ``(seed, epoch)``;
 dropout draws from torch's generator seeded with ``seed`` and saved with the state, so a
 run killed between epochs resumes from ``state_dir`` and ends with the same weights as an
-uninterrupted one. Labels are standardised with the training part's mean and std; the
-validation error and every prediction are in the labels' original units. Losses stay on
-the device during an epoch and are checked once per epoch: a non-finite loss stops
-training with the step where it happened, keeping the last good state.
+uninterrupted one. Validation errors and every prediction are in the labels' original
+units. Losses stay on the device during an epoch and are checked once per epoch: a
+non-finite loss stops training with the step where it happened, keeping the last good state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -41,20 +50,30 @@ STATE_FILE = "finetune_state.pt"
 
 @dataclass(frozen=True)
 class LabelledSmiles:
-    """Molecules and their labels (original units)."""
+    """Molecules, their labels (original units) and the output each label belongs to
+    (0 ... K-1; all 0 for one task)."""
 
     smiles: list[str]
     y: np.ndarray
+    output: np.ndarray
 
     @classmethod
-    def of(cls, smiles: Sequence[str], y: Sequence[float] | np.ndarray) -> LabelledSmiles:
-        """Checked: as many labels as molecules, all finite."""
+    def of(
+        cls, smiles: Sequence[str], y: Sequence[float] | np.ndarray, output: Sequence[int] | np.ndarray | None = None
+    ) -> LabelledSmiles:
+        """Checked: as many labels (and output indices, default 0) as molecules, labels finite,
+        output indices >= 0."""
         labels = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(labels) != len(smiles):
             raise DataError(f"{len(smiles)} molecules but {len(labels)} labels")
         if not np.isfinite(labels).all():
             raise DataError(f"{int((~np.isfinite(labels)).sum())} labels are NaN or infinite")
-        return cls(list(smiles), labels)
+        outputs = np.zeros(len(labels), dtype=np.int64) if output is None else np.asarray(output, dtype=np.int64)
+        if outputs.shape != labels.shape:
+            raise DataError(f"{len(labels)} labels but {outputs.size} output indices")
+        if len(outputs) and int(outputs.min()) < 0:
+            raise DataError(f"output indices must be >= 0, got {int(outputs.min())}")
+        return cls(list(smiles), labels, outputs)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -62,23 +81,32 @@ class LabelledSmiles:
 
 @dataclass
 class FinetunedRegressor:
-    """A finetuned model (best validation epoch restored) that predicts in original units."""
+    """A finetuned model (best validation epoch restored) that predicts in original units;
+    ``label_mean`` / ``label_std`` hold one standardisation per output."""
 
     model: RegressionModel
     tokenizer: PreTrainedTokenizerFast
-    label_mean: float
-    label_std: float
+    label_mean: np.ndarray
+    label_std: np.ndarray
     device: torch.device
     bf16: bool
     best_epoch: int
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def predict(self, smiles: Sequence[str], *, batch_size: int = 128) -> np.ndarray:
-        """(n,) float64 predictions in the labels' original units, in input order."""
+    @property
+    def n_outputs(self) -> int:
+        """How many outputs (tasks) the head has."""
+        return len(self.label_mean)
+
+    def predict(self, smiles: Sequence[str], *, output: int = 0, batch_size: int = 128) -> np.ndarray:
+        """(n,) float64 predictions of ``output`` in its labels' original units, in input order."""
+        if not 0 <= output < self.n_outputs:
+            raise DataError(f"output {output} does not exist: the model has {self.n_outputs}")
         ids = encode_smiles(self.tokenizer, smiles, max_length=self.model.encoder.config.max_position_embeddings).ids
         raw = _predict_standardised(self.model, ids, self.tokenizer.pad_token_id, self.device, self.bf16, batch_size)
-        return raw * self.label_std + self.label_mean
+        pred: np.ndarray = raw[:, output] * self.label_std[output] + self.label_mean[output]
+        return pred
 
 
 def finetune_regressor(
@@ -88,53 +116,76 @@ def finetune_regressor(
     settings: FinetuneSettings | None = None,
     *,
     seed: int | None = None,
+    start_from: FinetunedRegressor | None = None,
+    anchor: float = 0.0,
     state_dir: str | Path | None = None,
     progress: bool = False,
     tracking: Tracking = "none",
     log_dir: str | Path | None = None,
 ) -> FinetunedRegressor:
     """Finetune the encoder of ``checkpoint`` (any directory :func:`load_encoder` reads) with
-    a new regression head on ``train``, early-stopped on ``valid``.
+    a new regression head of one output per output index in ``train`` (see the module
+    doc), early-stopped on ``valid``.
 
     ``seed`` (default ``settings.seed``) fixes the head's initialisation, the batch order
-    and dropout. With ``state_dir`` the training state is saved after every epoch and a
-    rerun with the same inputs resumes from it. With ``log_dir``, each epoch's training loss,
-    validation RMSE and learning rate go to ``tracking`` (:mod:`molw2s.tracking`) there.
+    and dropout. ``start_from`` (a model finetuned from the same checkpoint) continues from
+    its weights and keeps its label standardisation, and ``anchor`` > 0 adds
+    ``anchor * ||theta - theta_start||^2`` over the trained parameters to the loss: stage 2
+    of two-stage training. With ``state_dir`` the training state is saved after every epoch
+    and a rerun with the same inputs resumes from it. With ``log_dir``, each epoch's
+    training loss, validation RMSE and learning rate go to ``tracking``
+    (:mod:`molw2s.tracking`) there.
     """
     settings = settings or FinetuneSettings()
     seed = settings.seed if seed is None else seed
-    _check_parts(train, valid)
-    mean, std = float(train.y.mean()), float(train.y.std())
+    n_outputs = _check_parts(train, valid, start_from)
+    if start_from is None:
+        mean, std = _label_stats(train, n_outputs)
+    else:
+        mean, std = start_from.label_mean.copy(), start_from.label_std.copy()
     torch.manual_seed(seed)
     encoder, tokenizer = load_encoder(checkpoint)
-    model = RegressionModel(encoder, pooling=settings.pooling, dropout=settings.dropout)
+    model = RegressionModel(encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=n_outputs)
+    if start_from is not None:
+        model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
     model.freeze(settings.freeze)
     device = resolve_device(settings.device)
     model.to(device)
+    anchors = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad} if anchor > 0 else {}
     bf16 = settings.bf16 and device.type == "cuda"
     max_length = encoder.config.max_position_embeddings
     train_ids = encode_smiles(tokenizer, train.smiles, max_length=max_length).ids
     valid_ids = encode_smiles(tokenizer, valid.smiles, max_length=max_length).ids
-    targets = torch.as_tensor((train.y - mean) / std, dtype=torch.float32)
+    targets = torch.as_tensor((train.y - mean[train.output]) / std[train.output], dtype=torch.float32)
+    counts = np.bincount(train.output, minlength=n_outputs)
+    weights = torch.as_tensor(len(train) / (n_outputs * counts[train.output]), dtype=torch.float32)
+    outputs = torch.as_tensor(train.output)
 
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     optimizer = _optimizer(model, settings, device)
     scheduler = _schedule(optimizer, settings, steps_per_epoch)
     key = content_hash(
-        "finetune-v1", _checkpoint_digest(checkpoint), settings.model_dump(), seed, train.smiles, train.y, valid.smiles
+        "finetune-v2",
+        _checkpoint_digest(checkpoint),
+        settings.model_dump(),
+        seed,
+        [train.smiles, train.y, train.output],
+        [valid.smiles, valid.y, valid.output],
+        None if start_from is None else [_weights_digest(start_from.model), mean, std],
+        anchor,
     )
     state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
     state = _load_state(state_path, key)
     history: list[dict[str, float]] = []
     best: dict[str, torch.Tensor] = {}
-    best_epoch, best_mse, stale, start = 0, math.inf, 0, 0
+    best_epoch, best_score, stale, start = 0, math.inf, 0, 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         history, best = state["history"], state["best"]
-        best_epoch, best_mse, stale, start = state["best_epoch"], state["best_mse"], state["stale"], state["epoch"]
+        best_epoch, best_score, stale, start = state["best_epoch"], state["best_score"], state["stale"], state["epoch"]
         log.info("resuming finetuning after epoch %d from %s", start, state_path)
     pad_id = tokenizer.pad_token_id
     from tqdm.auto import tqdm
@@ -153,7 +204,15 @@ def finetune_regressor(
                 ids, attention = pad_batch([train_ids[i] for i in rows], pad_id)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     pred = model(ids.to(device, non_blocking=True), attention.to(device, non_blocking=True))
-                loss = torch.nn.functional.mse_loss(pred.float(), targets[rows].to(device, non_blocking=True))
+                loss = masked_mse(
+                    pred.float(),
+                    outputs[rows].to(device, non_blocking=True),
+                    targets[rows].to(device, non_blocking=True),
+                    weights[rows].to(device, non_blocking=True),
+                )
+                if anchors:
+                    pull = sum(torch.sum((p - anchors[n]) ** 2) for n, p in model.named_parameters() if n in anchors)
+                    loss = loss + anchor * pull
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 if settings.grad_clip is not None:
@@ -173,20 +232,21 @@ def finetune_regressor(
                     f"finetuning diverged: non-finite loss at step {epoch * steps_per_epoch + first + 1} "
                     f"(epoch {epoch + 1}, batch {first + 1}); {kept}. Lower training.lr or check the labels."
                 )
-            valid_pred = _predict_standardised(model, valid_ids, pad_id, device, bf16, 2 * settings.batch_size)
-            valid_mse = float(np.mean((valid_pred * std + mean - valid.y) ** 2))
+            raw = _predict_standardised(model, valid_ids, pad_id, device, bf16, 2 * settings.batch_size)
+            score, rmse = _validation(raw, valid, mean, std)
             history.append(
                 {
                     "epoch": epoch + 1,
                     "train_loss": float(epoch_losses.mean()),
-                    "valid_rmse": math.sqrt(valid_mse),
+                    **rmse,
+                    **({"valid_score": score} if n_outputs > 1 else {}),
                     "lr": float(scheduler.get_last_lr()[0]),
                 }
             )
-            bar.set_postfix(valid_rmse=f"{math.sqrt(valid_mse):.3f}")
+            bar.set_postfix(valid_score=f"{score:.3f}")
             tracker.log_scalars(epoch + 1, {f"finetune/{k}": v for k, v in history[-1].items() if k != "epoch"})
-            if valid_mse < best_mse:
-                best_mse, best_epoch, stale = valid_mse, epoch + 1, 0
+            if score < best_score:
+                best_score, best_epoch, stale = score, epoch + 1, 0
                 best = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             else:
                 stale += 1
@@ -204,7 +264,7 @@ def finetune_regressor(
                     history=history,
                     best=best,
                     best_epoch=best_epoch,
-                    best_mse=best_mse,
+                    best_score=best_score,
                     stale=stale,
                 )
             if stopped_early:
@@ -216,7 +276,15 @@ def finetune_regressor(
     return FinetunedRegressor(model, tokenizer, mean, std, device, bf16, best_epoch, stopped_early, history)
 
 
-def _check_parts(train: LabelledSmiles, valid: LabelledSmiles) -> None:
+def masked_mse(pred: torch.Tensor, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """mean_i weight_i (pred[i, output_i] - target_i)^2: with weight_i = N / (K n_k) over
+    the whole training part this is the mean over the K outputs of each output's MSE."""
+    picked = pred.gather(1, output[:, None]).squeeze(1)
+    return torch.mean(weight * (picked - target) ** 2)
+
+
+def _check_parts(train: LabelledSmiles, valid: LabelledSmiles, start_from: FinetunedRegressor | None) -> int:
+    """The number of outputs, after checking both parts cover every output usefully."""
     if len(train) < 2:
         raise DataError(f"finetuning needs at least 2 training molecules, got {len(train)}")
     if len(valid) == 0:
@@ -224,8 +292,50 @@ def _check_parts(train: LabelledSmiles, valid: LabelledSmiles) -> None:
             "finetuning needs a validation part for early stopping and choosing the best epoch, and this "
             "split has none: use split fractions with a validation part (e.g. splits.frac=[0.8,0.1,0.1])"
         )
-    if float(train.y.std()) == 0.0:
-        raise DataError(f"the training labels are constant ({train.y[0]:g}): there is nothing to learn")
+    n_outputs = int(max(train.output.max(), valid.output.max())) + 1
+    if start_from is not None:
+        if n_outputs > start_from.n_outputs:
+            raise DataError(f"output {n_outputs - 1} does not exist: the starting model has {start_from.n_outputs}")
+        return start_from.n_outputs
+    for k in range(n_outputs):
+        labels = train.y[train.output == k]
+        if len(labels) < 2:
+            raise DataError(f"output {k} has {len(labels)} training labels; each output needs at least 2")
+        if float(labels.std()) == 0.0:
+            what = "the training labels" if n_outputs == 1 else f"the training labels of output {k}"
+            raise DataError(f"{what} are constant ({labels[0]:g}): there is nothing to learn")
+    return n_outputs
+
+
+def _label_stats(train: LabelledSmiles, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output mean and std of the training labels."""
+    mean = np.array([train.y[train.output == k].mean() for k in range(n_outputs)])
+    std = np.array([train.y[train.output == k].std() for k in range(n_outputs)])
+    return mean, std
+
+
+def _validation(
+    raw: np.ndarray, valid: LabelledSmiles, mean: np.ndarray, std: np.ndarray
+) -> tuple[float, dict[str, float]]:
+    """The validation score (mean over outputs present of the MSE in standardised units) and
+    the RMSE in original units (``valid_rmse``; per output ``valid_rmse_<k>`` when several)."""
+    picked = raw[np.arange(len(valid)), valid.output]
+    squared = (picked * std[valid.output] + mean[valid.output] - valid.y) ** 2
+    present = np.unique(valid.output)
+    mses = {int(k): float(squared[valid.output == k].mean()) for k in present}
+    score = float(np.mean([mses[k] / std[k] ** 2 for k in mses]))
+    if len(mean) == 1:
+        return score, {"valid_rmse": math.sqrt(mses[0])}
+    return score, {f"valid_rmse_{k}": math.sqrt(v) for k, v in mses.items()}
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict (names and float32 bytes, in order)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _optimizer(model: RegressionModel, settings: FinetuneSettings, device: torch.device) -> torch.optim.AdamW:
@@ -257,10 +367,11 @@ def _schedule(
 def _predict_standardised(
     model: RegressionModel, ids: list[list[int]], pad_id: int, device: torch.device, bf16: bool, batch_size: int
 ) -> np.ndarray:
-    """Predictions in standardised units, computed in length-sorted batches, in input order."""
+    """(n, outputs) predictions in standardised units, computed in length-sorted batches, in
+    input order."""
     model.eval()
     order = np.argsort([len(s) for s in ids], kind="stable")
-    out = np.zeros(len(ids), dtype=np.float64)
+    out = np.zeros((len(ids), model.head.out_features), dtype=np.float64)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from molw2s.config import StrictModel
 from molw2s.errors import ConfigError
+from molw2s.finetuning.config import FinetuneSettings
 from molw2s.w2s.features import Scale
 
 SelectionMethod = Literal["random", "reward", "gap", "disagreement", "oracle"]
@@ -17,17 +18,24 @@ SELECTION_METHODS: tuple[SelectionMethod, ...] = ("random", "reward", "gap", "di
 
 
 class StudentConfig(StrictModel):
-    """The strong student on frozen features.
+    """The strong student.
 
     ``shared``: f_c(h) = w_c^T (A h) + b_c with A (``rank`` x d) shared by every capability,
     fitted jointly by full-batch L-BFGS on the masked MSE (capabilities weighted equally)
     plus ``beta`` (||A||^2 + ||W||^2). ``ridge``: one independent closed-form ridge head per
-    capability (joint training equals single training by construction: a control).
+    capability (joint training equals single training by construction: a control). Both
+    work on the strong model's frozen representations.
+    ``finetune``: the strong encoder (a ``bert:`` checkpoint) finetuned end to end with one
+    output per capability, on the masked MSE (capabilities weighted equally), as set by
+    ``finetune``; each capability's training rows hold out ``valid_frac`` for early
+    stopping, validated on the labels the student trains on.
     Stage 2 of two-stage training minimises the same objective on the selection plus
-    ``prox`` * ||parameters - stage-1 parameters||^2.
+    ``prox`` * ||parameters - stage-1 parameters||^2 (for ``finetune``: every trained
+    encoder and head parameter, continuing from stage 1's weights).
+    ``seed`` seeds every student (``finetune.seed`` is not used).
     """
 
-    kind: Literal["shared", "ridge"] = "shared"
+    kind: Literal["shared", "ridge", "finetune"] = "shared"
     beta: float = Field(0.05, gt=0)
     scale: Scale = "trace"
     rank: int = Field(8, ge=1)
@@ -37,6 +45,10 @@ class StudentConfig(StrictModel):
     """L-BFGS iterations of stage 2 (shared student)."""
     prox: float = Field(0.05, ge=0)
     """Weight of the pull towards the stage-1 parameters in stage 2."""
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+    """How the ``finetune`` student trains (stage 1 and stage 2 alike)."""
+    valid_frac: float = Field(0.1, gt=0, lt=1)
+    """Share of each capability's training rows the ``finetune`` student holds out for early stopping."""
     seed: int = 0
 
 

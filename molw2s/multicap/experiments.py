@@ -24,8 +24,10 @@ import pandas as pd
 from molw2s.multicap.capability import Capability, WeakSupervision
 from molw2s.multicap.config import BootstrapConfig, SelectionConfig, StudentConfig
 from molw2s.multicap.diversity import diversity, scaffold_clustered_subset
+from molw2s.multicap.finetune_student import FinetuneSetup
+from molw2s.multicap.labelled import Labelled
 from molw2s.multicap.selection import select_smallest, selection_scores
-from molw2s.multicap.students import Labelled, Student, make_student
+from molw2s.multicap.students import Student, make_student
 from molw2s.theory.predictor import PredictorConfig
 from molw2s.w2s.heads import HeadConfig
 from molw2s.w2s.metrics import mse, pgr
@@ -35,7 +37,7 @@ Record = dict[str, Any]
 
 def test_error(student: Student, cap: Capability) -> float:
     """Test-set MSE of ``student`` on capability ``cap``."""
-    return mse(cap.y[cap.test], student.predict(cap.name, cap.H_s[cap.test]))
+    return mse(cap.y[cap.test], student.predict(cap.name, cap.test))
 
 
 def weak_data(
@@ -46,22 +48,26 @@ def weak_data(
     out = {}
     for cap in caps:
         pick = np.arange(len(cap.strong)) if subsets is None else subsets[cap.name]
-        out[cap.name] = (cap.H_s[cap.strong[pick]], np.asarray(labels[cap.name])[pick])
+        out[cap.name] = (cap.strong[pick], np.asarray(labels[cap.name])[pick])
     return out
 
 
 def independence(
-    caps: Sequence[Capability], sups: Mapping[str, WeakSupervision], student: StudentConfig
+    caps: Sequence[Capability],
+    sups: Mapping[str, WeakSupervision],
+    student: StudentConfig,
+    finetune: FinetuneSetup | None = None,
 ) -> list[Record]:
     """Err_w2s of every capability trained ``alone``, with each other capability
-    (``trained_with`` = its name) and with ``all`` (three or more capabilities)."""
+    (``trained_with`` = its name) and with ``all`` (three or more capabilities).
+    ``finetune``: the checkpoint of a ``finetune`` student (as in every experiment)."""
     labels = {name: sup.labels for name, sup in sups.items()}
     groups: list[tuple[Capability, ...]] = [(c,) for c in caps] + list(combinations(caps, 2))
     if len(caps) > 2:
         groups.append(tuple(caps))
     records = []
     for group in groups:
-        fitted = make_student(student).fit(weak_data(group, labels))
+        fitted = make_student(student, group, finetune).fit(weak_data(group, labels))
         for cap in group:
             others = [c.name for c in group if c is not cap]
             with_ = "alone" if not others else others[0] if len(others) == 1 else "all"
@@ -70,7 +76,12 @@ def independence(
 
 
 def quality_and_diversity(
-    cap: Capability, sups: Mapping[str, WeakSupervision], student: StudentConfig, fraction: float, seed: int
+    cap: Capability,
+    sups: Mapping[str, WeakSupervision],
+    student: StudentConfig,
+    fraction: float,
+    seed: int,
+    finetune: FinetuneSetup | None = None,
 ) -> list[Record]:
     """Per weak model (``sups``: weak model name -> its supervision of ``cap``) and D_s
     subset (``all``, ``random``, ``scaffold``; the two subsets of ``fraction`` of D_s):
@@ -87,9 +98,11 @@ def quality_and_diversity(
     records = []
     for subset, pick in subsets.items():
         measures = diversity([smiles[i] for i in pick])
-        ceiling = test_error(make_student(student).fit(weak_data([cap], gold, {cap.name: pick})), cap)
+        ceiling = test_error(make_student(student, [cap], finetune).fit(weak_data([cap], gold, {cap.name: pick})), cap)
         for weak_model, sup in sups.items():
-            fitted = make_student(student).fit(weak_data([cap], {cap.name: sup.labels}, {cap.name: pick}))
+            fitted = make_student(student, [cap], finetune).fit(
+                weak_data([cap], {cap.name: sup.labels}, {cap.name: pick})
+            )
             err_w, err_w2s = mse(cap.y[cap.test], sup.test), test_error(fitted, cap)
             records.append(
                 {
@@ -119,7 +132,11 @@ def prediction_entropy(values: np.ndarray, low: float, high: float, bins: int) -
 
 
 def bootstrapping(
-    caps: Sequence[Capability], sups: Mapping[str, WeakSupervision], student: StudentConfig, config: BootstrapConfig
+    caps: Sequence[Capability],
+    sups: Mapping[str, WeakSupervision],
+    student: StudentConfig,
+    config: BootstrapConfig,
+    finetune: FinetuneSetup | None = None,
 ) -> list[Record]:
     """Round 0: the student (all capabilities jointly) on the weak labels; round r: a fresh
     student on its round r-1 predictions of D_s. Per round and capability: test MSE, and
@@ -128,8 +145,8 @@ def bootstrapping(
     ranges: dict[str, tuple[float, float]] = {}
     records = []
     for round_ in range(config.rounds + 1):
-        fitted = make_student(student).fit(weak_data(caps, labels))
-        labels = {cap.name: fitted.predict(cap.name, cap.H_s[cap.strong]) for cap in caps}
+        fitted = make_student(student, caps, finetune).fit(weak_data(caps, labels))
+        labels = {cap.name: fitted.predict(cap.name, cap.strong) for cap in caps}
         for cap in caps:
             pred = labels[cap.name]
             low, high = ranges.setdefault(cap.name, (float(pred.min()), float(pred.max())))
@@ -156,12 +173,13 @@ def selection(
     strong_head: HeadConfig,
     predictor: PredictorConfig | None = None,
     seed: int = 0,
+    finetune: FinetuneSetup | None = None,
 ) -> list[Record]:
     """One stage on all weak labels (``method`` none), then per method and fraction: the
     student on the selection only and in two stages (stage 1: all, stage 2: the selection).
     ``selected_error``: mean |weak label - gold| over the selected examples."""
     labels = {name: sup.labels for name, sup in sups.items()}
-    stage1 = make_student(student).fit(weak_data(caps, labels))
+    stage1 = make_student(student, caps, finetune).fit(weak_data(caps, labels))
     records: list[Record] = [
         {
             "capability": c.name,
@@ -190,7 +208,10 @@ def selection(
         for fraction in config.fractions:
             picks = {name: select_smallest(s, fraction) for name, s in scores.items()}
             data = weak_data(caps, labels, picks)
-            trained = {"selection only": make_student(student).fit(data), "two-stage": stage1.refine(data)}
+            trained = {
+                "selection only": make_student(student, caps, finetune).fit(data),
+                "two-stage": stage1.refine(data),
+            }
             for training, fitted in trained.items():
                 for c in caps:
                     chosen = c.strong[picks[c.name]]

@@ -1,4 +1,9 @@
-"""Strong students for several capabilities at once, on frozen strong representations.
+"""Strong students for several capabilities at once.
+
+A student is built for a set of capabilities and trains on and predicts *rows* of them
+(molecules, as indices into each capability), so the experiments never depend on what the
+student reads: the frozen students read the strong representations of those rows, the
+finetuned one their SMILES.
 
 - :class:`SharedStudent` (``kind: shared``): f_c(h) = w_c^T (A z) + b_c with z the scaled,
   centered representation and A (r x d) shared by all capabilities. Fitted by full-batch
@@ -11,28 +16,31 @@
 - :class:`RidgeStudent` (``kind: ridge``): one closed-form :class:`RidgeHead` per
   capability. Nothing is shared, so training capabilities jointly or one at a time gives
   the same model: the control of the independence experiment.
+- :class:`FinetuneStudent` (``kind: finetune``, :mod:`molw2s.multicap.finetune_student`):
+  the strong encoder finetuned end to end with one output per capability.
 
 Two-stage training (``refine``): stage 2 minimises the stage-1 objective on the selected
 subset plus ``prox * ||theta - theta_1||^2``, starting from the stage-1 parameters theta_1.
 When the selection is everything, theta_1 is already optimal for that objective, so stage
-2 leaves the model unchanged (exactly for ridge, to optimiser tolerance for shared).
+2 leaves the model unchanged (exactly for ridge, to optimiser tolerance for shared; not
+for the finetuned student, whose stage 1 is early-stopped SGD rather than an optimum).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from molw2s.errors import DataError
+from molw2s.multicap.capability import Capability
 from molw2s.multicap.config import StudentConfig
+from molw2s.multicap.finetune_student import FinetuneSetup, FinetuneStudent
+from molw2s.multicap.labelled import Labelled, check_data
 from molw2s.w2s.features import FeatureScaling, fit_scaling
 from molw2s.w2s.heads import RidgeHead, ridge_coefficients
-
-#: training data of a student: capability name -> (representations (n, d), labels (n,))
-Labelled = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
 class Student(Protocol):
@@ -46,46 +54,54 @@ class Student(Protocol):
         """A copy trained further on ``data`` (stage 2) from this student's parameters."""
         ...
 
-    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
-        """Predictions for capability ``name`` in its labels' units."""
+    def predict(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Predictions for rows ``rows`` of capability ``name`` in its labels' units."""
         ...
 
 
-def make_student(config: StudentConfig) -> Student:
-    """A fresh, unfitted student of ``config.kind``."""
-    return SharedStudent(config) if config.kind == "shared" else RidgeStudent(config)
+def make_student(config: StudentConfig, caps: Sequence[Capability], finetune: FinetuneSetup | None = None) -> Student:
+    """A fresh, unfitted student of ``config.kind`` for capabilities ``caps`` (``finetune``:
+    the checkpoint and cache of the ``finetune`` kind, required by it)."""
+    if config.kind == "finetune":
+        if finetune is None:
+            raise DataError("the finetune student needs a strong checkpoint (a FinetuneSetup)")
+        return FinetuneStudent(config, caps, finetune)
+    features = {c.name: c.H_s for c in caps}
+    return SharedStudent(config, features) if config.kind == "shared" else RidgeStudent(config, features)
 
 
-def _check_data(data: Labelled) -> None:
-    if not data:
-        raise DataError("the student needs at least one capability to train on")
-    for name, (H, y) in data.items():
-        if len(H) != len(y) or len(y) < 2:
-            raise DataError(f"capability {name}: {len(H)} representations and {len(y)} labels (need >= 2 of each)")
+def _matrices(features: Mapping[str, np.ndarray], data: Labelled) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The representations of ``data``'s rows with their labels, per capability."""
+    check_data(data)
+    unknown = sorted(set(data) - set(features))
+    if unknown:
+        raise DataError(f"the student was not built for capabilities {unknown}")
+    return {name: (features[name][rows], np.asarray(y, dtype=np.float64)) for name, (rows, y) in data.items()}
 
 
 class RidgeStudent:
     """Independent ridge heads, one per capability (closed form)."""
 
-    def __init__(self, config: StudentConfig) -> None:
+    def __init__(self, config: StudentConfig, features: Mapping[str, np.ndarray]) -> None:
         self.config = config
+        self.features = features
         self.heads: dict[str, RidgeHead] = {}
 
     def fit(self, data: Labelled) -> RidgeStudent:
         """One ridge head per capability on its own rows (labels standardised on their own)."""
-        _check_data(data)
         self.heads = {
-            name: RidgeHead(beta=self.config.beta, scale=self.config.scale).fit(H, y) for name, (H, y) in data.items()
+            name: RidgeHead(beta=self.config.beta, scale=self.config.scale).fit(H, y)
+            for name, (H, y) in _matrices(self.features, data).items()
         }
         return self
 
     def refine(self, data: Labelled) -> RidgeStudent:
         """Stage 2: per capability in ``data``, argmin (1/m)||Z theta + b - t||^2 +
         beta ||theta||^2 + prox ||theta - theta_1||^2 in the stage-1 scaled units."""
-        _check_data(data)
-        out = copy.deepcopy(self)
+        out = copy.copy(self)
+        out.heads = copy.deepcopy(self.heads)
         beta, prox = self.config.beta, self.config.prox
-        for name, (H, y) in data.items():
+        for name, (H, y) in _matrices(self.features, data).items():
             head = out.heads[name]
             scaling, mu, sd = head.scaling_, head.label_mean_, head.label_std_
             theta1 = head.coef_ * scaling.factor / sd
@@ -100,16 +116,17 @@ class RidgeStudent:
             head.intercept_ = float(mu + sd * b - scaling.mean @ head.coef_)
         return out
 
-    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
-        """Capability ``name``'s head applied to ``H``."""
-        return self.heads[name].predict(H)
+    def predict(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Capability ``name``'s head applied to the representations of ``rows``."""
+        return self.heads[name].predict(self.features[name][rows])
 
 
 class SharedStudent:
     """A shared low-rank layer A and one linear output per capability (see the module doc)."""
 
-    def __init__(self, config: StudentConfig) -> None:
+    def __init__(self, config: StudentConfig, features: Mapping[str, np.ndarray]) -> None:
         self.config = config
+        self.features = features
         self.names: list[str] = []
         self.scaling: FeatureScaling | None = None
         self.labels: dict[str, tuple[float, float]] = {}
@@ -117,7 +134,7 @@ class SharedStudent:
 
     def fit(self, data: Labelled) -> SharedStudent:
         """Initialise (seeded) and train on every capability of ``data`` jointly."""
-        _check_data(data)
+        data = _matrices(self.features, data)
         self.names = list(data)
         self.scaling = fit_scaling(
             np.vstack([np.asarray(H, dtype=np.float64) for H, _ in data.values()]), self.config.scale
@@ -139,26 +156,28 @@ class SharedStudent:
 
     def refine(self, data: Labelled) -> SharedStudent:
         """Stage 2: continue from the stage-1 parameters on ``data``, pulled towards them."""
-        _check_data(data)
+        matrices = _matrices(self.features, data)
         unknown = sorted(set(data) - set(self.names))
         if unknown:
             raise DataError(f"stage 2 on capabilities {unknown} that stage 1 did not train")
-        out = copy.deepcopy(self)
-        out._train(data, self.config.stage2_max_iter, anchor={k: v.copy() for k, v in self.params.items()})
+        out = copy.copy(self)
+        out._train(matrices, self.config.stage2_max_iter, anchor={k: v.copy() for k, v in self.params.items()})
         return out
 
-    def predict(self, name: str, H: np.ndarray) -> np.ndarray:
-        """f_name(H) in the capability's label units."""
+    def predict(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """f_name(h) for the representations h of ``rows``, in the capability's label units."""
         if self.scaling is None:
             raise DataError("the shared student is not fitted yet")
         c = self.names.index(name)
-        Z = self.scaling.transform(H)
+        Z = self.scaling.transform(self.features[name][rows])
         t = Z @ self.params["A"].T @ self.params["W"][c] + self.params["b"][c]
         mu, sd = self.labels[name]
         pred: np.ndarray = mu + sd * t
         return pred
 
-    def _train(self, data: Labelled, max_iter: int, anchor: dict[str, np.ndarray] | None) -> None:
+    def _train(
+        self, data: Mapping[str, tuple[np.ndarray, np.ndarray]], max_iter: int, anchor: dict[str, np.ndarray] | None
+    ) -> None:
         import torch
 
         assert self.scaling is not None
