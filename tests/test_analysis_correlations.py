@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
+from molw2s.analysis.correlations import average_ranks, bootstrap_correlations, correlation, correlations_frame
 
 
 def _table(n_models: int, n_seeds: int, slope: float, noise: float, seed: int = 0) -> pd.DataFrame:
@@ -36,6 +36,24 @@ def test_correlation_matches_scipy_and_handles_constants():
     assert np.isnan(correlation(np.ones(5), y[:5], "pearson"))
     with pytest.raises(ValueError, match="unknown correlation"):
         correlation(x, y, "cosine")
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 40, 301])
+@pytest.mark.parametrize("ties", [False, True])
+def test_numpy_correlations_equal_scipys(n, ties):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=n), rng.normal(size=n) + 0.5 * np.arange(n) / n
+    if ties:  # heavy ties on both sides, as with rounded or saturated predictors
+        x, y = np.round(x * 2) / 2, np.round(y)
+        y[0] = y[1] + 1.0  # keep y non-constant at n = 2
+    np.testing.assert_array_equal(average_ranks(x), stats.rankdata(x))
+    reference = {
+        "spearman": stats.spearmanr(x, y).statistic,
+        "kendall": stats.kendalltau(x, y).statistic,
+        "pearson": stats.pearsonr(x, y).statistic,
+    }
+    for method, expected in reference.items():
+        assert correlation(x, y, method) == pytest.approx(expected, abs=1e-12), method
 
 
 def test_point_estimate_uses_seed_means():

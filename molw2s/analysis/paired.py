@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from molw2s.analysis.correlations import cluster_bootstrap, correlation
+from molw2s.analysis.correlations import average_ranks, cluster_bootstrap, correlation
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class PairedStat:
 def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     """Spearman correlation of x and y given z: the Pearson correlation of the ranks of x
     and y after the ranks of z are regressed out (NaN when undefined)."""
-    rx, ry, rz = (stats.rankdata(np.asarray(v, dtype=float)) for v in (x, y, z))
+    rx, ry, rz = (average_ranks(np.asarray(v, dtype=float)) for v in (x, y, z))
     if len(rx) < 4 or np.ptp(rz) == 0:
         return float("nan")
     design = np.column_stack([np.ones_like(rz), rz])
@@ -54,7 +53,7 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
 
 def rank_r2_gain(y: np.ndarray, base: np.ndarray, added: np.ndarray) -> float:
     """R^2 of the ranks of y regressed on the ranks of (base, added) minus R^2 on base alone."""
-    ry, rb, ra = (stats.rankdata(np.asarray(v, dtype=float)) for v in (y, base, added))
+    ry, rb, ra = (average_ranks(np.asarray(v, dtype=float)) for v in (y, base, added))
     if len(ry) < 4 or np.ptp(ry) == 0:
         return float("nan")
     return _r2(ry, np.column_stack([rb, ra])) - _r2(ry, rb[:, None])
