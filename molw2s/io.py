@@ -226,6 +226,14 @@ def content_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(payload).hexdigest()[:length]
 
 
+def array_digest(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes (identity of a representation)."""
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:20]
+
+
 def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
     """Hex digest of a file's bytes, streamed."""
     h = hashlib.new(algorithm)

@@ -9,7 +9,6 @@ truncated, empty or altered is moved aside and recomputed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.student import finetuned_ceiling, finetuned_w2s
-from molw2s.io import content_hash, read_json_checked, safe_filename, write_json_checked
+from molw2s.io import array_digest, content_hash, read_json_checked, safe_filename, write_json_checked
 
 CELL_VERSION = "w2s-cell-v2"
 #: settings of the finetuned student: they key a cell only when that student runs
@@ -35,14 +34,6 @@ class FinetunedStudent:
     checkpoint: Path
     smiles: Sequence[str]
     cache_dir: Path
-
-
-def array_digest(array: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and bytes (identity of a representation)."""
-    a = np.ascontiguousarray(array)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()[:20]
 
 
 def cell_key(

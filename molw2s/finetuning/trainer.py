@@ -19,7 +19,6 @@ non-finite loss stops training with the step where it happened, keeping the last
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ from molw2s.encoders.tokenizer import encode_smiles
 from molw2s.errors import DataError, TrainingError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.finetuning.model import RegressionModel
-from molw2s.io import atomic_path, content_hash, file_digest
+from molw2s.io import array_digest, atomic_path, content_hash, file_digest
 from molw2s.tracking import NullLogger, Tracking, open_logger
 
 if TYPE_CHECKING:
@@ -330,12 +329,10 @@ def _validation(
 
 
 def _weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over a model's state dict (names and float32 bytes, in order)."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    """A digest of a model's state dict (names and float32 values, in order)."""
+    return content_hash(
+        [[name, array_digest(t.detach().float().cpu().numpy())] for name, t in model.state_dict().items()]
+    )
 
 
 def _optimizer(model: RegressionModel, settings: FinetuneSettings, device: torch.device) -> torch.optim.AdamW:
