@@ -190,13 +190,25 @@ def test_masked_mse_is_the_mean_over_outputs_of_each_outputs_mse():
     rng = np.random.default_rng(0)
     output = np.array([0, 1, 1, 2, 0, 1, 1, 1])
     pred, target = rng.normal(size=(8, 3)), rng.normal(size=8)
-    counts = np.bincount(output)
-    weight = len(output) / (3 * counts[output])
+    weight = trainer.output_weights(output)
     got = trainer.masked_mse(
         torch.as_tensor(pred), torch.as_tensor(output), torch.as_tensor(target), torch.as_tensor(weight)
     )
     naive = np.mean([np.mean((pred[output == k, k] - target[output == k]) ** 2) for k in range(3)])
     assert float(got) == pytest.approx(naive, rel=1e-12)
+
+
+def test_outputs_absent_from_the_training_part_do_not_dilute_the_loss():
+    rng = np.random.default_rng(1)
+    output = np.array([0, 0, 2, 2, 2])  # a stage 2 on outputs 0 and 2 of a 3-output model
+    pred, target = rng.normal(size=(5, 3)), rng.normal(size=5)
+    weight = trainer.output_weights(output)
+    got = trainer.masked_mse(
+        torch.as_tensor(pred), torch.as_tensor(output), torch.as_tensor(target), torch.as_tensor(weight)
+    )
+    naive = np.mean([np.mean((pred[output == k, k] - target[output == k]) ** 2) for k in (0, 2)])
+    assert float(got) == pytest.approx(naive, rel=1e-12)
+    np.testing.assert_array_equal(trainer.output_weights(np.zeros(4, dtype=int)), np.ones(4))
 
 
 def _two_tasks(task, n_train: int, n_valid: int):

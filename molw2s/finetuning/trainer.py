@@ -4,8 +4,8 @@ training and a validation part).
 Several tasks share the encoder and have one linear output each: every labelled molecule
 says which output its label belongs to (``LabelledSmiles.output``), each output's labels
 are standardised with its own training mean and std, and the loss is the masked MSE with
-the outputs weighted equally (each molecule weighted N / (K n_k) for K outputs and n_k
-molecules of its output among N, so a uniform batch estimates the mean over outputs of
+the outputs weighted equally (each molecule weighted N / (K n_k) for the K outputs present and
+n_k molecules of its output among N, so a uniform batch estimates the mean over outputs of
 each output's MSE; one output: the plain MSE). The validation score that picks the best
 epoch is the same mean over outputs of the validation MSE in standardised units.
 
@@ -156,8 +156,7 @@ def finetune_regressor(
     train_ids = encode_smiles(tokenizer, train.smiles, max_length=max_length).ids
     valid_ids = encode_smiles(tokenizer, valid.smiles, max_length=max_length).ids
     targets = torch.as_tensor((train.y - mean[train.output]) / std[train.output], dtype=torch.float32)
-    counts = np.bincount(train.output, minlength=n_outputs)
-    weights = torch.as_tensor(len(train) / (n_outputs * counts[train.output]), dtype=torch.float32)
+    weights = torch.as_tensor(output_weights(train.output), dtype=torch.float32)
     outputs = torch.as_tensor(train.output)
 
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
@@ -275,9 +274,18 @@ def finetune_regressor(
     return FinetunedRegressor(model, tokenizer, mean, std, device, bf16, best_epoch, stopped_early, history)
 
 
+def output_weights(output: np.ndarray) -> np.ndarray:
+    """Per-molecule loss weights N / (K n_k), K the outputs present and n_k the molecules of
+    output k among N: the weighted mean is the mean over those outputs of each one's MSE
+    (a stage 2 trained on some outputs only weighs them like a model that has no others)."""
+    counts = np.bincount(output)
+    weights: np.ndarray = len(output) / (np.count_nonzero(counts) * counts[output])
+    return weights
+
+
 def masked_mse(pred: torch.Tensor, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """mean_i weight_i (pred[i, output_i] - target_i)^2: with weight_i = N / (K n_k) over
-    the whole training part this is the mean over the K outputs of each output's MSE."""
+    """mean_i weight_i (pred[i, output_i] - target_i)^2: with :func:`output_weights` over the
+    whole training part, the mean over the outputs of each output's MSE."""
     picked = pred.gather(1, output[:, None]).squeeze(1)
     return torch.mean(weight * (picked - target) ** 2)
 
