@@ -174,3 +174,21 @@ def test_embed_task_by_name_and_cache_key_follows_molecules(moleculenet_dir: Pat
     np.testing.assert_array_equal(other.values, same.values[:10])
     uncached = compute_task_embedding(MACCSEncoder(), task, cache=False)
     assert uncached.path is None
+
+
+def test_tasks_over_the_same_molecules_share_their_embeddings(monkeypatch) -> None:
+    """Representations depend on the molecules only: a second property of the same library
+    (nci_tpsa after nci_logp) reads the first one's array, reported under its own name."""
+    from molw2s.data.tasks import load_task
+
+    logp, tpsa = load_task("nci_logp"), load_task("nci_tpsa")
+    assert logp.smiles == tpsa.smiles and not np.array_equal(logp.y, tpsa.y)
+    first = compute_task_embedding(MACCSEncoder(), logp)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(MACCSEncoder, "encode", fail)
+    second = compute_task_embedding(MACCSEncoder(), tpsa)
+    assert second.from_cache and second.path == first.path and second.info["task"] == "nci_tpsa"
+    np.testing.assert_array_equal(second.values, first.values)

@@ -234,17 +234,18 @@ def compute_task_embedding(
     """Embed every molecule of ``task``, reading and writing ``cache_dir()/embeddings``.
 
     The cache key hashes the encoder's identity (for checkpoints: digests of weights,
-    config and tokenizer, and the pooling and layer), the task file's digest and the
-    task's molecules. A sidecar JSON, written last, records the spec, shape, anything
-    counted and the array's sha256; a cached array that does not match it is moved aside
-    and recomputed.
+    config and tokenizer, and the pooling and layer) and the task's molecules in order:
+    representations depend on nothing else, so tasks over the same molecules (e.g. several
+    properties of one library) share them. A sidecar JSON, written last, records the spec,
+    shape, anything counted and the array's sha256; a cached array that does not match it
+    is moved aside and recomputed.
     """
     identity = encoder.identity()
-    key = content_hash("embedding-v1", identity, task.name, file_digest(task.source, "sha256"), task.smiles)
+    key = content_hash("embedding-v2", identity, task.smiles)
     path = embedding_cache_path(key)
     cached = load_npy_checked(path) if cache else None
-    if cached is not None:
-        return TaskEmbedding(cached[0], path, True, cached[1])
+    if cached is not None:  # the info describes this task, whichever computed the array
+        return TaskEmbedding(cached[0], path, True, {**cached[1], "task": task.name, "source": str(task.source)})
     values = encoder.encode(task.smiles, progress=progress)
     info = {
         "encoder": encoder.name,

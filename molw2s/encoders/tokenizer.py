@@ -82,11 +82,21 @@ def build_vocab(smiles: Iterable[str], *, min_freq: int = 1) -> Vocabulary:
     Ids: the five special tokens first, then kept tokens by decreasing count (ties by
     token), so the vocabulary is a deterministic function of the corpus.
     """
-    if min_freq < 1:
-        raise ConfigError(f"min_freq must be >= 1, got {min_freq}")
+    return vocab_from_counts(count_tokens(smiles), min_freq=min_freq)
+
+
+def count_tokens(smiles: Iterable[str]) -> Counter[str]:
+    """Occurrences of each token over ``smiles``."""
     counts: Counter[str] = Counter()
     for s in smiles:
         counts.update(tokenize_smiles(s))
+    return counts
+
+
+def vocab_from_counts(counts: Counter[str], *, min_freq: int = 1) -> Vocabulary:
+    """The vocabulary of :func:`build_vocab` from token counts already made."""
+    if min_freq < 1:
+        raise ConfigError(f"min_freq must be >= 1, got {min_freq}")
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = [t for t, c in ordered if c >= min_freq and t not in SPECIAL_TOKENS]
     token_to_id = {t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(kept))}

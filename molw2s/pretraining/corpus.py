@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from molw2s.chem.descriptors import compute_descriptors, descriptor_names
-from molw2s.chem.randomize import randomized_smiles
 from molw2s.data.prepare import load_corpus_spec
 from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
-from molw2s.encoders.tokenizer import SPECIAL_TOKENS, build_vocab, encode_smiles, make_tokenizer
+from molw2s.encoders.tokenizer import SPECIAL_TOKENS, make_tokenizer, vocab_from_counts
 from molw2s.errors import DataError
 from molw2s.io import cache_dir, content_hash, load_npy_checked, save_npy_checked
 from molw2s.pretraining.config import PretrainingDataConfig
+from molw2s.pretraining.tokens import encode_corpus, vocabulary_counts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -106,17 +106,21 @@ def prepare_pretraining_data(
     config: PretrainingDataConfig, *, data_dir: str | Path | None = None, progress: bool = True
 ) -> PretrainingData:
     """Load the corpus, split it, build the vocabulary and the descriptor targets."""
-    corpus = load_corpus_spec(config.corpus, data_dir=data_dir, progress=progress, n_jobs=preparation_jobs(config))
+    jobs = preparation_jobs(config)
+    corpus = load_corpus_spec(config.corpus, data_dir=data_dir, progress=progress, n_jobs=jobs)
     if corpus.n_skipped:
         log.warning(corpus.report())
     train_smiles, val_smiles = split_corpus(corpus.smiles, config)
     mixed = mixed_task_smiles(config, set(corpus.smiles), data_dir=data_dir)
     train_smiles += mixed
-    vocab = build_vocab(_vocab_corpus(train_smiles, config), min_freq=config.min_freq)
+    vocab_counts = vocabulary_counts(
+        train_smiles, augment=config.augment, seed=config.corpus.seed, n_jobs=jobs, progress=progress
+    )
+    vocab = vocab_from_counts(vocab_counts, min_freq=config.min_freq)
     tokenizer = make_tokenizer(vocab.token_to_id, max_length=config.max_length)
 
-    train_ids, train_keep, n_unk_train, n_long_train = _encode_split(tokenizer, train_smiles, config)
-    val_ids, val_keep, n_unk_val, n_long_val = _encode_split(tokenizer, val_smiles, config)
+    train_ids, train_keep, n_unk_train, n_long_train = _encode_split(tokenizer, train_smiles, config, progress)
+    val_ids, val_keep, n_unk_val, n_long_val = _encode_split(tokenizer, val_smiles, config, False)
     train_smiles = [train_smiles[i] for i in train_keep]
     val_smiles = [val_smiles[i] for i in val_keep]
     if not train_smiles or not val_smiles:
@@ -183,7 +187,7 @@ def default_jobs() -> int:
 
 
 def preparation_jobs(config: PretrainingDataConfig) -> int:
-    """Processes for parsing the corpus and computing its descriptors."""
+    """Processes for parsing, counting and tokenising the corpus and computing its descriptors."""
     return config.descriptor_jobs or default_jobs()
 
 
@@ -225,23 +229,11 @@ def mask_held_out(
     return masked_all, labels_all
 
 
-def _vocab_corpus(train_smiles: list[str], config: PretrainingDataConfig) -> list[str]:
-    """Training SMILES, plus one randomised variant of each when augmentation is on.
-
-    Randomised SMILES use ring-bond digits and branches the canonical forms may lack;
-    counting one variant per molecule keeps those tokens out of [UNK].
-    """
-    if not config.augment:
-        return train_smiles
-    rng = np.random.default_rng([config.corpus.seed, 2])
-    return train_smiles + [randomized_smiles(s, rng) for s in train_smiles]
-
-
 def _encode_split(
-    tokenizer: PreTrainedTokenizerFast, smiles: list[str], config: PretrainingDataConfig
+    tokenizer: PreTrainedTokenizerFast, smiles: list[str], config: PretrainingDataConfig, progress: bool
 ) -> tuple[list[list[int]], list[int], int, int]:
     """(ids of kept molecules, kept positions, [UNK] count, over-long count)."""
-    encoded = encode_smiles(tokenizer, smiles, max_length=config.max_length)
+    encoded = encode_corpus(tokenizer, smiles, max_length=config.max_length, progress=progress)
     if config.overlong == "exclude":
         drop = set(encoded.truncated)
         keep = [i for i in range(len(smiles)) if i not in drop]

@@ -25,6 +25,7 @@ from typing import Any
 from molw2s.encoders.model_files import MODEL_FILE
 from molw2s.io import cache_dir, content_hash, read_manifest, verify_dir, write_json_atomic
 from molw2s.pretraining.config import FamilyConfig, MemberConfig
+from molw2s.pretraining.parallel import MemberJob, longest_first, train_in_processes
 from molw2s.tracking import Tracking
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def default_run_dir(family: FamilyConfig) -> Path:
 def member_config_hash(family: FamilyConfig, member: MemberConfig, data_fingerprint: str) -> str:
     """Identity of what a member's weights depend on (data, size, steps, optimisation)."""
     train = {k: v for k, v in family.member_train(member).model_dump().items() if k not in _BOOKKEEPING}
+    if not train["bf16_cpu"]:  # added later: absent when off, so earlier members keep their hash
+        del train["bf16_cpu"]
     return content_hash("molbert-member-v1", data_fingerprint, member.model.model_dump(), member.steps, train)
 
 
@@ -98,6 +101,8 @@ def pretrain_family(
     """Train every member (or those named) that is not finished yet; return the table.
 
     The data (split, vocabulary, descriptor targets) are prepared once and shared.
+    Members train longest first, ``family.parallel_members`` at a time in worker processes
+    (one at a time under torchrun, or when ``on_step`` is given).
     ``on_step(member, step)`` is called after each optimisation step; ``tracking`` (see
     :mod:`molw2s.tracking`) receives each member's curves under ``<member>/tensorboard``.
     """
@@ -120,26 +125,34 @@ def pretrain_family(
     if dist.is_main:
         write_json_atomic(root / "family.json", {"data_report": data.report.lines(), "unigram_baseline": baseline})
     status: dict[str, str] = {}
-    for member in chosen:
+    jobs: list[MemberJob] = []
+    for member in longest_first(family, chosen):
         config_hash = member_config_hash(family, member, data.fingerprint)
         if is_finished(root / member.name, config_hash, member.snapshots):
             log.info("%s: already finished, skipped", member.name)
             status[member.name] = "finished earlier"
             continue
-        callback = None if on_step is None else (lambda step, name=member.name: on_step(name, step))
-        trainer = MemberTrainer(
-            member,
-            family.member_train(member),
-            data,
-            root / member.name,
-            config_hash=config_hash,
-            progress=progress,
-            on_step=callback,
-            dist=dist,
-            tracking=tracking,
-        )
-        trainer.train()
-        status[member.name] = "trained"
+        jobs.append(MemberJob(member.name, root / member.name, config_hash, bar_position=len(jobs)))
+    processes = min(family.parallel_members, len(jobs))
+    if processes > 1 and not dist.distributed and on_step is None:
+        log.info("training %d members in %d processes", len(jobs), processes)
+        train_in_processes(family, jobs, data, processes=processes, progress=progress, tracking=tracking)
+    else:
+        for job in jobs:
+            callback = None if on_step is None else (lambda step, name=job.member: on_step(name, step))
+            member = family.member(job.member)
+            MemberTrainer(
+                member,
+                family.member_train(member),
+                data,
+                job.member_dir,
+                config_hash=job.config_hash,
+                progress=progress,
+                on_step=callback,
+                dist=dist,
+                tracking=tracking,
+            ).train()
+    status.update((job.member, "trained") for job in jobs)
     return collect_results(family, root, status=status, baseline=baseline, data_report=data.report.lines())
 
 

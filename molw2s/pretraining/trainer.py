@@ -77,6 +77,24 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, *, fused: bool = Fa
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
 
 
+def autocast_context(device: torch.device, cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA when ``cfg.bf16``, on the CPU when ``cfg.bf16_cpu`` (with a
+    warning on a CPU without native bfloat16, where it is slower than float32)."""
+    if device.type == "cuda" and cfg.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cfg.bf16_cpu:
+        if not cpu_has_native_bf16():
+            log.warning("train.bf16_cpu: this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect slower steps")
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes in bfloat16 natively (AVX512-BF16 or AMX), as torch sees it."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(check()) for check in checks if check is not None)
+
+
 def is_finished(member_dir: str | Path, config_hash: str, snapshots: Sequence[int] = ()) -> bool:
     """True when the member's final model and every snapshot are complete and intact, and
     were trained with ``config_hash``.
@@ -125,11 +143,13 @@ class MemberTrainer:
         on_step: Callable[[int], None] | None = None,
         dist: DistContext | None = None,
         tracking: Tracking = "auto",
+        bar_position: int | None = None,
     ) -> None:
         self.member, self.cfg, self.data = member, train, data
         self.dir = Path(member_dir)
         self.config_hash = config_hash
         self.progress = progress
+        self.bar_position = bar_position
         self.tracking = tracking
         self.on_step = on_step
         self.dist = dist or init_distributed(train.device)
@@ -141,11 +161,7 @@ class MemberTrainer:
         if train.num_threads:
             torch.set_num_threads(train.num_threads)
         device = self.dist.device
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if device.type == "cuda" and train.bf16
-            else contextlib.nullcontext()
-        )
+        self.autocast = autocast_context(device, train)
         self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
         self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
         self.optimizer = make_optimizer(self.model, train, fused=device.type == "cuda")
@@ -340,7 +356,14 @@ class MemberTrainer:
     def _train_loop(self, tracker: ScalarLogger) -> dict[str, Any]:
         total = self.member.steps
         show = self.progress and self.dist.is_main
-        bar = tqdm(total=total, initial=self.step, desc=self.member.name, unit="step", disable=not show)
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            desc=self.member.name,
+            unit="step",
+            disable=not show,
+            position=self.bar_position,
+        )
         loss_sum, loss_n = torch.zeros((), device=self.dist.device), 0
         window_tokens, window_start = self.counters["tokens"], time.perf_counter()
         window_loss, window_n = 0.0, 0  # loss_sum and loss_n at the last sync
