@@ -65,10 +65,18 @@ def model_flops(size: ModelSizeConfig, lengths: np.ndarray) -> float:
 
 
 def bench_ours(
-    data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace, bucket_batches: int, workers: int
+    data: PretrainingData,
+    size: ModelSizeConfig,
+    args: argparse.Namespace,
+    bucket_batches: int,
+    workers: int,
+    *,
+    packing: int | None = None,
+    compile_model: bool = False,
 ) -> dict:
-    """Real tokens/s of the molw2s trainer's loop (bucketing on when bucket_batches > 1),
-    batches built by ``workers`` processes, and the time spent waiting for them."""
+    """Real tokens/s of the molw2s trainer's loop (bucketing on when bucket_batches > 1,
+    packed rows of ``packing`` positions, ``torch.compile``), batches built by ``workers``
+    processes, and the time spent waiting for them (compilation falls in the warm-up steps)."""
     train = TrainConfig(
         batch_size=args.batch_size,
         bucket_batches=bucket_batches,
@@ -77,10 +85,14 @@ def bench_ours(
         warmup_steps=0,
         seed=args.seed,
         data_workers=workers,
+        packing=packing,
+        compile=compile_model,
+        compile_mode=args.compile_mode,
     )
     member = MemberConfig(name="bench", model=size, steps=args.warmup + args.steps)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = MemberTrainer(member, train, data, tmp, config_hash="bench", progress=False)
+        trainer.wrap_model()  # compiled when asked, as in training
         trainer.model.train()
         stream = trainer.batches()  # the trainer's own batch pipeline (workers, augmentation, masking)
         for _ in range(args.warmup):
@@ -184,6 +196,9 @@ def main() -> None:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="SMILES enumeration")
     parser.add_argument("--physchem", action=argparse.BooleanOptionalAction, default=True, help="PhysChem targets")
     parser.add_argument("--descriptor-jobs", type=int, default=None, help="processes for the descriptor targets")
+    parser.add_argument("--packing", type=int, default=None, help="add rows with random batches packed into rows of N")
+    parser.add_argument("--compile", action="store_true", help="add a row with torch.compile (packed if --packing)")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -219,14 +234,23 @@ def main() -> None:
         ("molw2s, length buckets, in-process batches", bench_ours(data, size, args, bucket_batches=50, workers=0)),
         (f"molw2s, length buckets, {workers} batch workers", bench_ours(data, size, args, 50, workers=workers)),
     ]
+    if args.packing:
+        packed = bench_ours(data, size, args, 1, workers=workers, packing=args.packing)
+        rows.append((f"molw2s, random batches packed in rows of {args.packing}", packed))
+    if args.compile:
+        label = f"packed in rows of {args.packing}" if args.packing else "length buckets"
+        compiled = bench_ours(
+            data, size, args, 1 if args.packing else 50, workers, packing=args.packing, compile_model=True
+        )
+        rows.append((f"molw2s, {label}, torch.compile {args.compile_mode}", compiled))
     peak = peak_flops(device, args.peak_tflops)
     base = rows[0][1]["tokens"] / rows[0][1]["seconds"]
-    print(f"\n{'loop':<50} {'real tokens/s':>14} {'ratio':>7} {'MFU':>7} {'data wait':>10}")
+    print(f"\n{'loop':<62} {'real tokens/s':>14} {'ratio':>7} {'MFU':>7} {'data wait':>10}")
     for name, r in rows:
         rate = r["tokens"] / r["seconds"]
         mfu = f"{r['flops'] / r['seconds'] / peak:.1%}" if peak else "n/a"
         wait = f"{r['wait']:.0%}" if "wait" in r else "-"
-        print(f"{name:<50} {rate:>14,.0f} {rate / base:>6.2f}x {mfu:>7} {wait:>10}")
+        print(f"{name:<62} {rate:>14,.0f} {rate / base:>6.2f}x {mfu:>7} {wait:>10}")
 
 
 if __name__ == "__main__":

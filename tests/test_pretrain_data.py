@@ -148,9 +148,9 @@ def _corpus(data) -> list[str]:
 
 
 @pytest.mark.parametrize("physchem", [False, True])
-def test_micro_batches_give_the_whole_batch_gradient(corpus_file: str, tmp_path, physchem: bool) -> None:
-    """Gradient accumulation: the loss and every gradient of a step equal the whole
-    batch's (dropout off, so only float rounding differs)."""
+def test_micro_batches_and_packing_give_the_whole_batch_gradient(corpus_file: str, tmp_path, physchem: bool) -> None:
+    """Gradient accumulation and packed rows: the loss and every gradient of a step equal
+    the padded whole batch's (dropout off, so only float rounding differs)."""
     from molw2s.pretraining.config import MemberConfig, TrainConfig
     from molw2s.pretraining.trainer import MemberTrainer
 
@@ -161,9 +161,10 @@ def test_micro_batches_give_the_whole_batch_gradient(corpus_file: str, tmp_path,
     size = {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32, "dropout": 0.0}
     member = MemberConfig(name="m", model={**size, "attention_dropout": 0.0}, steps=3)
 
-    def first_step(micro_batches: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        train = TrainConfig(batch_size=12, micro_batches=micro_batches, num_threads=1, warmup_steps=0)
-        trainer = MemberTrainer(member, train, data, tmp_path / str(micro_batches), config_hash="x", progress=False)
+    def first_step(micro_batches: int, packing: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        train = TrainConfig(batch_size=12, micro_batches=micro_batches, packing=packing, num_threads=1, warmup_steps=0)
+        where = tmp_path / f"{micro_batches}-{packing}"
+        trainer = MemberTrainer(member, train, data, where, config_hash="x", progress=False)
         grads: dict[str, torch.Tensor] = {}
 
         def capture(*_) -> None:  # the gradients the optimizer is about to apply
@@ -173,8 +174,66 @@ def test_micro_batches_give_the_whole_batch_gradient(corpus_file: str, tmp_path,
         loss = trainer.train_step(next(trainer.batches()))
         return loss, grads
 
-    (loss_1, grads_1), (loss_3, grads_3) = first_step(1), first_step(3)
-    torch.testing.assert_close(loss_3, loss_1, rtol=1e-5, atol=1e-6)
-    assert grads_1.keys() == grads_3.keys() and len(grads_1) > 10
-    for name, grad in grads_1.items():
-        torch.testing.assert_close(grads_3[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    loss_1, grads_1 = first_step(1)
+    assert len(grads_1) > 10
+    for loss, grads in (first_step(3), first_step(1, packing=128), first_step(3, packing=128)):
+        torch.testing.assert_close(loss, loss_1, rtol=1e-5, atol=1e-6)
+        assert grads.keys() == grads_1.keys()
+        for name, grad in grads_1.items():
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_training_step_never_searches_the_device(corpus_file: str, tmp_path, monkeypatch) -> None:
+    """The labelled positions and every count come with the batch (found on the host by
+    the batch builders): a step runs without torch.nonzero, the call that makes a GPU
+    wait; and a packing narrower than a molecule is refused."""
+    from molw2s.errors import ConfigError
+    from molw2s.pretraining.config import MemberConfig, TrainConfig
+    from molw2s.pretraining.trainer import MemberTrainer
+
+    data = prepare_pretraining_data(
+        PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, physchem=True, descriptor_jobs=1), progress=False
+    )
+    member = MemberConfig(
+        name="m", model={"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32}, steps=3
+    )
+    for packing in (None, 128):
+        train = TrainConfig(batch_size=8, micro_batches=2, packing=packing, num_threads=1, warmup_steps=0)
+        trainer = MemberTrainer(member, train, data, tmp_path / str(packing), config_hash="x", progress=False)
+        parts = next(trainer.batches())
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "nonzero", lambda *a, **k: pytest.fail("searched labels during the step"))
+            assert torch.isfinite(trainer.train_step(parts))
+        assert [p.starts is not None for p in parts] == [packing is not None] * 2
+    with pytest.raises(ConfigError, match="train.packing=64 is shorter than data.max_length=128"):
+        MemberTrainer(member, TrainConfig(packing=64), data, tmp_path / "narrow", config_hash="x", progress=False)
+
+
+def test_a_compiled_member_trains_to_the_eager_weights(corpus_file: str, tmp_path, monkeypatch) -> None:
+    """train.compile: the model goes through torch.compile (here with the aot_eager backend:
+    TorchDynamo's capture and AOTAutograd of our forward with packed rows, without the
+    minute of C++ code generation inductor needs on a CPU) and trains to the same weights."""
+    from molw2s.pretraining.config import MemberConfig, TrainConfig
+    from molw2s.pretraining.trainer import MemberTrainer
+
+    data = prepare_pretraining_data(
+        PretrainingDataConfig(corpus=corpus_file, val_fraction=0.2, physchem=True, descriptor_jobs=1), progress=False
+    )
+    size = {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32}
+    member = MemberConfig(name="m", model={**size, "dropout": 0.0, "attention_dropout": 0.0}, steps=3)
+    real_compile, compiled = torch.compile, []
+
+    def compile_for_test(model, **kwargs):
+        compiled.append(kwargs["mode"])
+        return real_compile(model, backend="aot_eager")
+
+    weights = {}
+    for compile_ in (False, True):
+        train = TrainConfig(batch_size=8, packing=128, compile=compile_, num_threads=1, warmup_steps=0)
+        trainer = MemberTrainer(member, train, data, tmp_path / str(compile_), config_hash="x", progress=False)
+        monkeypatch.setattr(torch, "compile", compile_for_test)
+        trainer.train()
+        weights[compile_] = trainer.model.state_dict()
+    assert compiled == ["default"]
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -19,14 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import transformers
 from torch import nn
 from transformers import BertConfig, BertModel
 from transformers.activations import ACT2FN
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
 from molw2s.encoders.model_size import ModelSizeConfig
+from molw2s.encoders.packing import block_diagonal_mask
 from molw2s.encoders.physchem import PhysChemStats
 from molw2s.encoders.tokenizer import IGNORE_INDEX
+from molw2s.errors import ConfigError
+
+_TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 
 
 class MolBertConfig(BertConfig):  # type: ignore[no-untyped-call]
@@ -135,14 +140,31 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
         physchem_targets: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
+        mlm_positions: torch.Tensor | None = None,
     ) -> MolBertOutput:
-        """MLM logits only where ``labels`` != -100 (cheaper than the whole sequence)."""
-        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        """Losses and predictions of a padded batch, or of packed rows
+        (:mod:`molw2s.encoders.packing`): then ``attention_mask`` holds the segment ids,
+        ``position_ids`` restart at each sequence and ``starts`` indexes each sequence's
+        ``[CLS]`` in the flattened rows (PhysChem outputs come in that order).
+
+        MLM logits only where ``labels`` != -100 (cheaper than the whole sequence);
+        ``mlm_positions``, those positions' flat indices, computed on the host, spares the
+        device the synchronisation of finding them.
+        """
+        packed = starts is not None
+        mask = packed_attention_mask(self.config, attention_mask) if packed else attention_mask
+        out = self.bert(input_ids=input_ids, attention_mask=mask, position_ids=position_ids)
+        hidden = out.last_hidden_state.flatten(0, 1)
         result = MolBertOutput()
         if labels is not None:
-            selected = labels != IGNORE_INDEX
-            targets = labels[selected]
-            logits = self.mlm(out.last_hidden_state[selected])
+            flat_labels = labels.flatten()
+            if mlm_positions is None:
+                mlm_positions = torch.nonzero(flat_labels != IGNORE_INDEX).squeeze(1)
+            targets = flat_labels.index_select(0, mlm_positions)
+            logits = self.mlm(hidden.index_select(0, mlm_positions))
             result.mlm_logits = logits
             result.n_masked = int(targets.numel())
             result.n_correct = (logits.argmax(-1) == targets).sum()
@@ -151,11 +173,26 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
             else:  # a batch of tiny molecules may draw no position at all
                 result.mlm_loss = logits.sum() * 0.0
         if self.physchem is not None:
-            pred = self.physchem(out.pooler_output)
+            pooled = out.pooler_output
+            if starts is not None:  # the pooler reads each sequence's [CLS], wherever it was packed
+                pooled = self.bert.pooler(hidden.index_select(0, starts)[:, None])  # type: ignore[misc]
+            pred = self.physchem(pooled)
             result.physchem_pred = pred
             if physchem_targets is not None:
                 result.physchem_loss = nn.functional.mse_loss(pred.float(), physchem_targets)
         return result
+
+
+def packed_attention_mask(config: BertConfig, segments: torch.Tensor) -> torch.Tensor:
+    """The block-diagonal mask of packed rows in the form the model's attention reads: a
+    boolean mask for SDPA (and flash / flex kernels), an additive one for eager attention.
+    Needs transformers >= 5, which passes a 4-d mask through unchanged."""
+    if not _TRANSFORMERS_5:
+        raise ConfigError("packed batches (train.packing) need transformers >= 5: pip install -U transformers")
+    allowed = block_diagonal_mask(segments)
+    if config._attn_implementation != "eager":
+        return allowed
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
 
 
 class MolBertModel(BertModel):  # type: ignore[no-untyped-call]

@@ -78,6 +78,15 @@ class TrainConfig(StrictModel):
     micro_batches: int = Field(1, ge=1)
     """Gradient accumulation: each step's batch runs as this many chunks (same gradient,
     less memory; for large global batches)."""
+    packing: int | None = Field(None, ge=8)
+    """Row width of packed batches (>= data.max_length, e.g. 128 or 256): each micro-batch's
+    molecules are packed into full rows (block-diagonal attention) instead of padded to the
+    longest, so no work is spent on padding and shapes barely vary (for ``compile``); the
+    same loss and gradient. None: padded batches. Needs transformers >= 5."""
+    compile: bool = False
+    """``torch.compile`` the model (the first steps are slow while it compiles; pays on CUDA)."""
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    """``torch.compile``'s mode; ``reduce-overhead`` replays CUDA graphs (fixed shapes help: ``packing``)."""
     data_workers: int | None = Field(None, ge=0)
     """Processes building batches ahead of the loop (None: 0 on CPU, up to 8 on CUDA); the
     batches, and so the weights, do not depend on it."""

@@ -40,6 +40,9 @@ _BOOKKEEPING = {
     "num_threads",
     "data_workers",
     "micro_batches",
+    "packing",  # the same batches and loss, laid out otherwise
+    "compile",
+    "compile_mode",
 }
 
 

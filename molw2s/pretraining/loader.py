@@ -6,21 +6,24 @@ its randomised SMILES and BERT masks from generators seeded by :func:`step_seed`
 batches can be built anywhere, in any process, ahead of time: ``data_workers`` processes
 of a ``torch.utils.data.DataLoader`` build them while the model trains (order kept,
 pinned memory on CUDA, prefetched), and a resumed run starts the stream at its step and
-sees the very batches the uninterrupted run saw.
+sees the very batches the uninterrupted run saw. The workers also cut the batch into its
+micro-batches, pack them if asked (:class:`StepLayout`) and find the labelled positions,
+so the training loop only copies tensors to the device.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from molw2s.encoders.packing import pack_layout
 from molw2s.encoders.padding import pad_batch
-from molw2s.encoders.tokenizer import SPECIAL_TOKENS, encode_smiles
+from molw2s.encoders.tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, encode_smiles
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.masking import mask_tokens
@@ -31,14 +34,42 @@ PREFETCH_PER_WORKER = 4
 
 @dataclass
 class Batch:
-    """Model inputs of one step."""
+    """Model inputs of one step (or one micro-batch of it), padded or packed.
+
+    Padded: ``(molecules, longest)`` tensors, ``attention_mask`` 1 on real tokens. Packed
+    (:mod:`molw2s.encoders.packing`): ``(rows, capacity)`` tensors, ``attention_mask`` the
+    segment ids, with ``position_ids`` and each molecule's ``starts``. Either way
+    ``mlm_positions`` holds the flat indices of the labelled positions, found on the host.
+    """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor
     physchem: torch.Tensor | None
+    mlm_positions: torch.Tensor
+    n_molecules: int
+    n_tokens: int
     n_unk: int
     n_overlong: int
+    position_ids: torch.Tensor | None = None
+    starts: torch.Tensor | None = None
+
+    @property
+    def n_masked(self) -> int:
+        """Labelled (masked) positions."""
+        return len(self.mlm_positions)
+
+    def model_inputs(self) -> dict[str, Any]:
+        """Keyword arguments of ``MolBertForPretraining.forward``."""
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "labels": self.labels,
+            "physchem_targets": self.physchem,
+            "position_ids": self.position_ids,
+            "starts": self.starts,
+            "mlm_positions": self.mlm_positions,
+        }
 
     def to(self, device: torch.device) -> Batch:
         """A copy on ``device`` (asynchronous from pinned memory)."""
@@ -49,23 +80,75 @@ class Batch:
         return self._map(lambda t: t.pin_memory())
 
     def chunks(self, k: int) -> list[Batch]:
-        """``k`` micro-batches of consecutive molecules (counters stay with the first)."""
+        """``k`` padded micro-batches of consecutive molecules (counters stay with the first)."""
+        if self.starts is not None:
+            raise ValueError("chunk a padded batch, then pack the chunks")
         parts = [torch.tensor_split(t, k) for t in (self.input_ids, self.attention_mask, self.labels)]
         physchem = [None] * k if self.physchem is None else list(torch.tensor_split(self.physchem, k))
         return [
-            Batch(ids, mask, labels, pc, self.n_unk if i == 0 else 0, self.n_overlong if i == 0 else 0)
+            padded_batch(ids, mask, labels, pc, self.n_unk if i == 0 else 0, self.n_overlong if i == 0 else 0)
             for i, (ids, mask, labels, pc) in enumerate(zip(*parts, physchem))
         ]
 
-    def _map(self, apply: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+    def packed(self, capacity: int, *, pad_id: int, rows_multiple_of: int = 1) -> Batch:
+        """The same molecules, tokens and masks as packed rows of ``capacity`` positions."""
+        layout = pack_layout(self.attention_mask, capacity, rows_multiple_of=rows_multiple_of)
+        labels = layout.pack(self.labels, IGNORE_INDEX)
         return Batch(
-            apply(self.input_ids),
-            apply(self.attention_mask),
-            apply(self.labels),
-            None if self.physchem is None else apply(self.physchem),
-            self.n_unk,
-            self.n_overlong,
+            input_ids=layout.pack(self.input_ids, pad_id),
+            attention_mask=layout.segments,
+            labels=labels,
+            physchem=self.physchem,
+            mlm_positions=labelled_positions(labels),
+            n_molecules=self.n_molecules,
+            n_tokens=self.n_tokens,
+            n_unk=self.n_unk,
+            n_overlong=self.n_overlong,
+            position_ids=layout.position_ids,
+            starts=layout.starts,
         )
+
+    def _map(self, apply: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        def optional(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else apply(t)
+
+        return replace(
+            self,
+            input_ids=apply(self.input_ids),
+            attention_mask=apply(self.attention_mask),
+            labels=apply(self.labels),
+            physchem=optional(self.physchem),
+            mlm_positions=apply(self.mlm_positions),
+            position_ids=optional(self.position_ids),
+            starts=optional(self.starts),
+        )
+
+
+def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the positions that carry an MLM target."""
+    return torch.nonzero(labels.flatten() != IGNORE_INDEX).squeeze(1)
+
+
+def padded_batch(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    physchem: torch.Tensor | None,
+    n_unk: int,
+    n_overlong: int,
+) -> Batch:
+    """A padded :class:`Batch` with its labelled positions and counts."""
+    return Batch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        labels=labels,
+        physchem=physchem,
+        mlm_positions=labelled_positions(labels),
+        n_molecules=len(input_ids),
+        n_tokens=int(attention_mask.sum()),
+        n_unk=n_unk,
+        n_overlong=n_overlong,
+    )
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -101,7 +184,25 @@ def make_batch(data: PretrainingData, rows: np.ndarray, *, seed: int, pad_multip
         mask_prob=cfg.mask_prob,
     )
     physchem = None if data.train.physchem is None else torch.from_numpy(data.train.physchem[rows])
-    return Batch(masked, attention, labels, physchem, n_unk, n_overlong)
+    return padded_batch(masked, attention, labels, physchem, n_unk, n_overlong)
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """How a step's batch is laid out: padding to a multiple, micro-batches, packing."""
+
+    pad_multiple: int = 1
+    micro_batches: int = 1
+    packing: int | None = None  # row width of packed micro-batches; None: padded
+    rows_multiple_of: int = 1
+
+    def split(self, batch: Batch, pad_id: int) -> list[Batch]:
+        """``batch`` as the step's micro-batches (consecutive molecules), each packed if asked."""
+        k = min(self.micro_batches, batch.n_molecules)
+        parts = batch.chunks(k) if k > 1 else [batch]
+        if self.packing is None:
+            return parts
+        return [p.packed(self.packing, pad_id=pad_id, rows_multiple_of=self.rows_multiple_of) for p in parts]
 
 
 class BatchOrder:
@@ -133,20 +234,22 @@ class BatchOrder:
         return self._batches[pos]
 
 
-class StepBatches(torch.utils.data.Dataset[Batch]):
-    """The batch of update ``step`` as item ``step`` (what the DataLoader's workers build)."""
+class StepBatches(torch.utils.data.Dataset[list[Batch]]):
+    """The micro-batches of update ``step`` as item ``step`` (what the DataLoader's workers build)."""
 
-    def __init__(self, data: PretrainingData, order: BatchOrder, *, seed: int, pad_multiple: int) -> None:
-        self.data, self.order, self.seed, self.pad_multiple = data, order, seed, pad_multiple
+    def __init__(self, data: PretrainingData, order: BatchOrder, *, seed: int, layout: StepLayout) -> None:
+        self.data, self.order, self.seed, self.layout = data, order, seed, layout
 
-    def __getitem__(self, step: int) -> Batch:
+    def __getitem__(self, step: int) -> list[Batch]:
         seed = step_seed(self.seed, step, self.order.rank)
-        return make_batch(self.data, self.order.rows_for(step), seed=seed, pad_multiple=self.pad_multiple)
+        rows = self.order.rows_for(step)
+        batch = make_batch(self.data, rows, seed=seed, pad_multiple=self.layout.pad_multiple)
+        return self.layout.split(batch, self.data.tokenizer.pad_token_id)
 
 
 def batch_stream(
     batches: StepBatches, *, start: int, stop: int, workers: int, pin_memory: bool = False
-) -> Iterator[Batch]:
+) -> Iterator[list[Batch]]:
     """The batches of steps ``start .. stop - 1`` in order: built here (``workers=0``) or by
     ``workers`` processes ahead of time."""
     if workers == 0:

@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import save_model
-from molw2s.encoders.tokenizer import IGNORE_INDEX
 from molw2s.errors import ConfigError
 from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
@@ -34,7 +33,7 @@ from molw2s.pretraining.config import MemberConfig, TrainConfig
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.distributed import DistContext, init_distributed
 from molw2s.pretraining.evaluation import evaluate
-from molw2s.pretraining.loader import Batch, BatchOrder, StepBatches, batch_stream, default_workers
+from molw2s.pretraining.loader import Batch, BatchOrder, StepBatches, StepLayout, batch_stream, default_workers
 from molw2s.tracking import LOG_DIR, NullLogger, ScalarLogger, Tracking, finite_scalars, open_logger
 
 log = logging.getLogger(__name__)
@@ -163,7 +162,7 @@ class MemberTrainer:
         device = self.dist.device
         self.autocast = autocast_context(device, train)
         self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
-        self.net: torch.nn.Module = self.model  # DDP-wrapped in train() when distributed
+        self.net: torch.nn.Module = self.model  # DDP-wrapped / compiled by wrap_model()
         self.optimizer = make_optimizer(self.model, train, fused=device.type == "cuda")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -183,6 +182,11 @@ class MemberTrainer:
             world_size=self.dist.world_size,
         )
         self.workers = default_workers(device) if train.data_workers is None else train.data_workers
+        if train.packing is not None and train.packing < data.config.max_length:
+            raise ConfigError(
+                f"train.packing={train.packing} is shorter than data.max_length={data.config.max_length}: "
+                "a molecule must fit in one packed row"
+            )
         if not self.order.steps_per_epoch:
             raise ConfigError(
                 f"{len(data.train.ids)} training molecules give no full batch of {self.per_rank_batch} per rank"
@@ -269,47 +273,60 @@ class MemberTrainer:
         return metrics
 
     # -- the loop -----------------------------------------------------------------------
-    def batches(self) -> Iterator[Batch]:
-        """The batches from the current step to the end (built by ``data_workers`` processes)."""
+    def wrap_model(self) -> None:
+        """What the steps call (``self.net``): the model, DDP-wrapped when data-parallel,
+        compiled when ``train.compile``."""
+        self.net = self.model
+        if self.dist.distributed:
+            ids = [self.dist.device] if self.dist.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.cfg.compile:
+            self.net = cast("torch.nn.Module", torch.compile(self.net, mode=self.cfg.compile_mode))
+
+    def batches(self) -> Iterator[list[Batch]]:
+        """The micro-batches of each step from the current one to the end (built by
+        ``data_workers`` processes)."""
         cuda = self.dist.device.type == "cuda"
-        steps = StepBatches(self.data, self.order, seed=self.cfg.seed, pad_multiple=8 if cuda else 1)
+        layout = StepLayout(
+            pad_multiple=8 if cuda else 1,
+            micro_batches=self.cfg.micro_batches,
+            packing=self.cfg.packing,
+            rows_multiple_of=8 if cuda else 1,
+        )
+        steps = StepBatches(self.data, self.order, seed=self.cfg.seed, layout=layout)
         return batch_stream(steps, start=self.step, stop=self.member.steps, workers=self.workers, pin_memory=cuda)
 
-    def train_step(self, batch: Batch) -> torch.Tensor:
-        """One optimisation step on ``batch`` (the batch of the current step); returns the
+    def train_step(self, parts: list[Batch]) -> torch.Tensor:
+        """One optimisation step on the micro-batches of the current step; returns the
         (detached) loss.
 
-        With ``micro_batches`` k > 1 the batch is run as k chunks whose gradients add up
-        (DDP synchronises on the last only): each chunk's MLM loss is weighted by its share
-        of the masked tokens and its PhysChem loss by its share of the molecules, so the
-        gradient is the whole batch's, up to float rounding and dropout draws.
+        With several micro-batches the gradients add up (DDP synchronises on the last only):
+        each one's MLM loss is weighted by its share of the step's masked tokens and its
+        PhysChem loss by its share of the molecules, so the gradient is the whole batch's,
+        up to float rounding and dropout draws. Every count is known on the host: nothing
+        here waits for the device.
         """
-        self.counters["tokens"] += int(batch.attention_mask.sum()) * self.dist.world_size
-        self.counters["unk_tokens"] += batch.n_unk
-        self.counters["overlong"] += batch.n_overlong
-        batch = batch.to(self.dist.device)
-        k = min(self.cfg.micro_batches, len(batch.input_ids))
-        chunks = batch.chunks(k) if k > 1 else [batch]
-        n_masked = (batch.labels != IGNORE_INDEX).sum().clamp(min=1)
+        self.counters["tokens"] += sum(p.n_tokens for p in parts) * self.dist.world_size
+        self.counters["unk_tokens"] += sum(p.n_unk for p in parts)
+        self.counters["overlong"] += sum(p.n_overlong for p in parts)
+        n_masked = max(sum(p.n_masked for p in parts), 1)
+        n_molecules = sum(p.n_molecules for p in parts)
         loss = torch.zeros((), device=self.dist.device)
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
             ddp = cast("torch.nn.parallel.DistributedDataParallel", self.net)
             sync = contextlib.nullcontext() if last or not self.dist.distributed else ddp.no_sync()
             with sync:
                 with self.autocast:
-                    out = self.net(
-                        chunk.input_ids, chunk.attention_mask, labels=chunk.labels, physchem_targets=chunk.physchem
-                    )
-                part = self.cfg.mlm_weight * out.mlm_loss
-                if k > 1:
-                    part = part * (chunk.labels != IGNORE_INDEX).sum() / n_masked
-                if out.physchem_loss is not None:
-                    part = part + self.cfg.physchem_weight * out.physchem_loss * (
-                        len(chunk.input_ids) / len(batch.input_ids)
-                    )
-                part.backward()
-            loss = loss + part.detach()
+                    out = self.net(**part.to(self.dist.device).model_inputs())
+                mlm = self.cfg.mlm_weight * out.mlm_loss
+                physchem = None if out.physchem_loss is None else self.cfg.physchem_weight * out.physchem_loss
+                if len(parts) > 1:
+                    mlm = mlm * (part.n_masked / n_masked)
+                    physchem = None if physchem is None else physchem * (part.n_molecules / n_molecules)
+                total = mlm if physchem is None else mlm + physchem
+                total.backward()
+            loss = loss + total.detach()
         if self.cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -326,9 +343,7 @@ class MemberTrainer:
         ``eval/*`` (held-out masked-token accuracy and loss, PhysChem R^2).
         """
         self.resume()
-        if self.dist.distributed:
-            ids = [self.dist.device] if self.dist.device.type == "cuda" else None
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.wrap_model()
         self.model.train()
         tracker = (
             open_logger(self.tracking, self.dir / LOG_DIR, start_step=self.step) if self.dist.is_main else NullLogger()
@@ -368,8 +383,8 @@ class MemberTrainer:
         window_tokens, window_start = self.counters["tokens"], time.perf_counter()
         window_loss, window_n = 0.0, 0  # loss_sum and loss_n at the last sync
         metrics: dict[str, Any] = {}
-        for batch in self.batches():
-            loss_sum, loss_n = loss_sum + self.train_step(batch), loss_n + 1
+        for parts in self.batches():
+            loss_sum, loss_n = loss_sum + self.train_step(parts), loss_n + 1
             if self.step % 10 == 0 or self.step == total:  # syncs with the GPU only here
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 tok_s = (self.counters["tokens"] - window_tokens) / elapsed
