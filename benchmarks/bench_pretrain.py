@@ -73,6 +73,7 @@ def bench_ours(
     *,
     packing: int | None = None,
     compile_model: bool = False,
+    bf16_cpu: bool = False,
 ) -> dict:
     """Real tokens/s of the molw2s trainer's loop (bucketing on when bucket_batches > 1,
     packed rows of ``packing`` positions, ``torch.compile``), batches built by ``workers``
@@ -88,6 +89,7 @@ def bench_ours(
         packing=packing,
         compile=compile_model,
         compile_mode=args.compile_mode,
+        bf16_cpu=bf16_cpu,
     )
     member = MemberConfig(name="bench", model=size, steps=args.warmup + args.steps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,6 +201,7 @@ def main() -> None:
     parser.add_argument("--packing", type=int, default=None, help="add rows with random batches packed into rows of N")
     parser.add_argument("--compile", action="store_true", help="add a row with torch.compile (packed if --packing)")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
+    parser.add_argument("--bf16-cpu", action="store_true", help="add a row with bf16 autocast on the CPU")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,6 +237,9 @@ def main() -> None:
         ("molw2s, length buckets, in-process batches", bench_ours(data, size, args, bucket_batches=50, workers=0)),
         (f"molw2s, length buckets, {workers} batch workers", bench_ours(data, size, args, 50, workers=workers)),
     ]
+    if args.bf16_cpu:
+        bf16 = bench_ours(data, size, args, 50, workers=0, bf16_cpu=True)
+        rows.append(("molw2s, length buckets, in-process, bf16 autocast on the CPU", bf16))
     if args.packing:
         packed = bench_ours(data, size, args, 1, workers=workers, packing=args.packing)
         rows.append((f"molw2s, random batches packed in rows of {args.packing}", packed))
