@@ -55,7 +55,7 @@ def longest_first(family: FamilyConfig, members: Sequence[MemberConfig]) -> list
     return sorted(members, key=lambda m: -member_cost(family, m))
 
 
-def threads_per_member(family: FamilyConfig, processes: int) -> int:
+def threads_per_member(processes: int) -> int:
     """CPU threads of each worker when ``train.num_threads`` is unset: the cores shared out."""
     return max(1, (os.cpu_count() or 1) // processes)
 
@@ -68,15 +68,14 @@ def train_in_processes(
     processes: int,
     progress: bool,
     tracking: Tracking,
-) -> dict[str, dict[str, Any]]:
-    """Train ``jobs`` (in the order given) in ``processes`` workers; return each member's
-    final metrics. The first failure is re-raised once the running members have stopped
+) -> None:
+    """Train ``jobs`` (in the order given) in ``processes`` workers. The first failure is re-raised once the running members have stopped
     (their checkpoints let a rerun resume them); members not started yet are cancelled."""
     if callable(tracking):
         raise ValueError("parallel_members > 1 needs tracking given by name ('auto', 'tensorboard', 'none')")
     context = get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
-    threads = threads_per_member(family, processes)
+    threads = threads_per_member(processes)
     settings = family.model_dump(mode="json")
     with ProcessPoolExecutor(
         max_workers=processes, mp_context=context, initializer=_init_worker, initargs=(data, level)
@@ -96,7 +95,6 @@ def train_in_processes(
                 )
             wait(pending)
             raise failed[0].exception()  # type: ignore[misc]
-    return {futures[f]: f.result() for f in futures}
 
 
 def _init_worker(data: PretrainingData, level: int) -> None:
