@@ -69,8 +69,9 @@ def train_in_processes(
     progress: bool,
     tracking: Tracking,
 ) -> None:
-    """Train ``jobs`` (in the order given) in ``processes`` workers. The first failure is re-raised once the running members have stopped
-    (their checkpoints let a rerun resume them); members not started yet are cancelled."""
+    """Train ``jobs`` (in the order given) in ``processes`` workers. The first failure is
+    re-raised once the running members have stopped (their checkpoints let a rerun resume
+    them); members not started yet are cancelled."""
     if callable(tracking):
         raise ValueError("parallel_members > 1 needs tracking given by name ('auto', 'tensorboard', 'none')")
     context = get_context("spawn")
