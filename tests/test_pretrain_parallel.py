@@ -99,6 +99,20 @@ def test_bf16_on_the_cpu_is_opt_in_and_keeps_earlier_hashes() -> None:
     assert out.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_auto_uses_bf16_only_where_the_cpu_has_it(monkeypatch, caplog, native: bool) -> None:
+    from molw2s.pretraining import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    with autocast_context(cpu, TrainConfig(bf16_cpu="auto")):
+        auto = torch.nn.Linear(4, 4)(torch.ones(2, 4)).dtype
+    assert auto == (torch.bfloat16 if native else torch.float32)
+    with caplog.at_level("WARNING"), autocast_context(cpu, TrainConfig(bf16_cpu=True)):
+        forced = torch.nn.Linear(4, 4)(torch.ones(2, 4)).dtype
+    assert forced == torch.bfloat16 and ("no native bfloat16" in caplog.text) == (not native)
+
+
 def test_a_bf16_member_trains_and_differs_from_float32(tmp_path: Path) -> None:
     fp32, bf16 = _family(1), _family(1, bf16_cpu=True)
     pretrain_family(fp32, tmp_path / "fp32", members=["small"], progress=False)

@@ -71,9 +71,9 @@ class TrainConfig(StrictModel):
     eval_batch_size: int = Field(128, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True  # autocast on CUDA
-    bf16_cpu: bool = False
-    """bf16 autocast on the CPU too: ~1.5x faster on CPUs with native bfloat16 (AVX512-BF16,
-    AMX), slower on others; weights stay float32."""
+    bf16_cpu: bool | Literal["auto"] = False
+    """bf16 autocast on the CPU too (weights stay float32): ~1.5x faster on CPUs with native
+    bfloat16 (AVX512-BF16, AMX), slower on others; ``auto``: only on those."""
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
     micro_batches: int = Field(1, ge=1)
     """Gradient accumulation: each step's batch runs as this many chunks (same gradient,

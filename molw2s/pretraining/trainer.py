@@ -77,12 +77,17 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, *, fused: bool = Fa
 
 
 def autocast_context(device: torch.device, cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when ``cfg.bf16``, on the CPU when ``cfg.bf16_cpu`` (with a
-    warning on a CPU without native bfloat16, where it is slower than float32)."""
+    """bf16 autocast on CUDA when ``cfg.bf16``; on the CPU when ``cfg.bf16_cpu`` is true
+    (with a warning on a CPU without native bfloat16, where it is slower than float32) or
+    ``auto`` and the CPU has it."""
     if device.type == "cuda" and cfg.bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     if device.type == "cpu" and cfg.bf16_cpu:
-        if not cpu_has_native_bf16():
+        native = cpu_has_native_bf16()
+        if cfg.bf16_cpu == "auto" and not native:
+            log.info("train.bf16_cpu=auto: no native bfloat16 on this CPU; training in float32")
+            return contextlib.nullcontext()
+        if not native:
             log.warning("train.bf16_cpu: this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect slower steps")
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
