@@ -160,10 +160,9 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
         hidden = out.last_hidden_state.flatten(0, 1)
         result = MolBertOutput()
         if labels is not None:
-            flat_labels = labels.flatten()
             if mlm_positions is None:
-                mlm_positions = torch.nonzero(flat_labels != IGNORE_INDEX).squeeze(1)
-            targets = flat_labels.index_select(0, mlm_positions)
+                mlm_positions = labelled_positions(labels)
+            targets = labels.flatten().index_select(0, mlm_positions)
             logits = self.mlm(hidden.index_select(0, mlm_positions))
             result.mlm_logits = logits
             result.n_masked = int(targets.numel())
@@ -181,6 +180,11 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
             if physchem_targets is not None:
                 result.physchem_loss = nn.functional.mse_loss(pred.float(), physchem_targets)
         return result
+
+
+def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the positions that carry an MLM target (``labels`` != -100)."""
+    return torch.nonzero(labels.flatten() != IGNORE_INDEX).squeeze(1)
 
 
 def packed_attention_mask(config: BertConfig, segments: torch.Tensor) -> torch.Tensor:

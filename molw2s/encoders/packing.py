@@ -64,16 +64,11 @@ def plan_packing(lengths: np.ndarray, capacity: int) -> tuple[np.ndarray, np.nda
     return rows, offsets, len(used)
 
 
-def pack_layout(
-    attention_mask: torch.Tensor, capacity: int | None = None, *, rows_multiple_of: int = 1
-) -> PackedLayout:
-    """The packing of a right-padded batch (``attention_mask`` 1 on real tokens).
-
-    ``capacity`` defaults to the padded width; the row count is rounded up to
-    ``rows_multiple_of`` with empty rows (padding only).
-    """
+def pack_layout(attention_mask: torch.Tensor, capacity: int, *, rows_multiple_of: int = 1) -> PackedLayout:
+    """The packing of a right-padded batch (``attention_mask`` 1 on real tokens) into rows
+    of ``capacity`` positions, the row count rounded up to ``rows_multiple_of`` with empty
+    rows (padding only)."""
     batch, width = attention_mask.shape
-    capacity = capacity or width
     lengths = attention_mask.sum(1).numpy()
     rows, offsets, n_rows = plan_packing(lengths, capacity)
     n_rows = -(-max(n_rows, 1) // rows_multiple_of) * rows_multiple_of

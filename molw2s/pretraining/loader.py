@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molw2s.encoders.model import labelled_positions
 from molw2s.encoders.packing import pack_layout
 from molw2s.encoders.padding import pad_batch
 from molw2s.encoders.tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, encode_smiles
@@ -122,11 +123,6 @@ class Batch:
             position_ids=optional(self.position_ids),
             starts=optional(self.starts),
         )
-
-
-def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
-    """Flat indices of the positions that carry an MLM target."""
-    return torch.nonzero(labels.flatten() != IGNORE_INDEX).squeeze(1)
 
 
 def padded_batch(
