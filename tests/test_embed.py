@@ -192,3 +192,48 @@ def test_tasks_over_the_same_molecules_share_their_embeddings(monkeypatch) -> No
     second = compute_task_embedding(MACCSEncoder(), tpsa)
     assert second.from_cache and second.path == first.path and second.info["task"] == "nci_tpsa"
     np.testing.assert_array_equal(second.values, first.values)
+
+
+def test_bfloat16_embeddings_are_close_to_float32_and_cached_apart(model_dir: Path) -> None:
+    """bf16 autocast changes the forward pass at rounding level only; its embeddings get
+    their own cache key, and float32's key has no precision field (older caches stay valid)."""
+    smiles = SMILES * 3
+    full = TransformerEncoder(model_dir, pooling="mean", batch_size=5)
+    half = TransformerEncoder(model_dir, pooling="mean", batch_size=5, precision="bfloat16")
+    reference, got = full.encode(smiles), half.encode(smiles)
+    assert got.dtype == np.float32 and got.shape == reference.shape
+    assert not np.array_equal(got, reference)  # the forward pass really ran in bf16
+    assert np.linalg.norm(got - reference) / np.linalg.norm(reference) < 0.03
+    assert "precision" not in full.identity() and half.identity()["precision"] == "bfloat16"
+    assert {k: v for k, v in half.identity().items() if k != "precision"} == full.identity()
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        parse_encoder_spec(f"bert:{model_dir}", precision="float16")  # type: ignore[arg-type]
+
+
+def test_one_encoder_loads_and_hashes_its_checkpoint_once(model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Several tasks through one encoder: one load, one digest of the weights; a checkpoint
+    rewritten in place is reloaded and rehashed."""
+    import shutil
+
+    import molw2s.encoders.embed as embed_module
+    import molw2s.encoders.model_files as model_files
+
+    path = tmp_path / "model"
+    shutil.copytree(model_dir, path)
+    loads, digests = [], []
+    real_load, real_digest = model_files.load_encoder, embed_module.file_digest
+    monkeypatch.setattr(model_files, "load_encoder", lambda d: loads.append(d) or real_load(d))
+    monkeypatch.setattr(embed_module, "file_digest", lambda p, a: digests.append(p) or real_digest(p, a))
+    enc = TransformerEncoder(path, batch_size=4)
+    first = [enc.encode(SMILES), enc.encode(SMILES[:3])]
+    identities = [enc.identity(), enc.identity()]
+    assert len(loads) == 1 and len(digests) == 3 and identities[0] == identities[1]
+    np.testing.assert_array_equal(first[1], first[0][:3])
+    model, tok = load_pretrained(path)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    save_model(model, tok, path)  # new weights under the same path
+    changed = enc.encode(SMILES)
+    assert len(loads) == 2 and not np.allclose(changed, first[0])
+    assert enc.identity()["files"]["model.safetensors"] != identities[0]["files"]["model.safetensors"]

@@ -209,3 +209,36 @@ def test_weak_family_expands_without_more_pretraining(experiment_yaml, tmp_path)
     assert results["tasks"]["nci_tpsa"]["n_cells"] == 10
     models = tmp_path / "expanded" / "models"
     assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["big", "small"]  # nothing extra trained
+
+
+def test_each_checkpoint_is_loaded_once_for_all_tasks_and_precision_reaches_it(experiment_yaml, tmp_path, monkeypatch):
+    """Embedding is model-major: one load per transformer model whatever the number of tasks,
+    and ``embedding.precision`` keys the embeddings (bf16 ones are cached apart)."""
+    import molw2s.encoders.model_files as model_files
+    from molw2s.encoders.embed import TransformerEncoder
+
+    loads, encoders = [], []
+    real_load, real_encode = model_files.load_encoder, TransformerEncoder.encode
+    monkeypatch.setattr(model_files, "load_encoder", lambda d: loads.append(d) or real_load(d))
+
+    def recording(self, smiles, **kwargs):
+        encoders.append(self)
+        return real_encode(self, smiles, **kwargs)
+
+    monkeypatch.setattr(TransformerEncoder, "encode", recording)
+    from molw2s.data.tasks import load_task
+
+    tpsa = load_task("nci_tpsa")
+    subset = tmp_path / "nci_subset.csv"  # other molecules than nci_tpsa's, so both tasks are embedded
+    subset.write_text("smiles,y\n" + "".join(f"{s},{y}\n" for s, y in zip(tpsa.smiles[:300], tpsa.y[:300])))
+    overrides = [
+        f"run_dir={tmp_path / 'bf16'}",
+        "splits.seeds=[0]",
+        f"tasks=[nci_tpsa, {{name: {subset}, smiles_col: smiles, label_col: y}}]",
+        "embedding.precision=bfloat16",
+    ]
+    results = run_experiment(load_experiment_config(experiment_yaml, overrides), progress=False)
+    assert set(results["tasks"]) == {"nci_tpsa", "nci_subset"}
+    assert len(encoders) == 6  # 3 transformer models x 2 tasks
+    assert len(loads) == 3  # big, small@5, small: one load each
+    assert {e.precision for e in encoders} == {"bfloat16"}

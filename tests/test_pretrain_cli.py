@@ -149,6 +149,13 @@ def test_embed_command_writes_and_caches(trained, moleculenet_dir: Path, tmp_pat
     assert np.load(out).shape == (642, 64)
     again = CliRunner().invoke(app, [*args, "--pooling", "mean"])
     assert "(from cache)" in again.output
+    out_bf16 = tmp_path / "freesolv_bf16.npy"
+    bf16 = CliRunner().invoke(app, [*args, "--pooling", "mean", "--precision", "bfloat16", "--out", str(out_bf16)])
+    assert "(computed)" in bf16.output  # cached apart from float32
+    full, half = np.load(out), np.load(out_bf16)
+    assert not np.array_equal(full, half) and np.linalg.norm(half - full) / np.linalg.norm(full) < 0.03
+    bad = CliRunner().invoke(app, [*args, "--precision", "half"])
+    assert isinstance(bad.exception, ConfigError) and "precision must be one of" in str(bad.exception)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")

@@ -57,6 +57,20 @@ def test_pad_batch_right_pads_and_rounds_up() -> None:
     assert attention.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
 
 
+@pytest.mark.parametrize("multiple_of", [1, 8])
+def test_pad_batch_equals_a_row_by_row_copy(multiple_of: int) -> None:
+    rng = np.random.default_rng(3)
+    sequences: list = [rng.integers(0, 50, size=int(n)) for n in rng.integers(1, 70, size=40)]
+    sequences[::2] = [[int(x) for x in s] for s in sequences[::2]]  # lists and arrays, as callers pass both
+    ids, attention = pad_batch(sequences, pad_id=-100, multiple_of=multiple_of)
+    width = -(-max(len(s) for s in sequences) // multiple_of) * multiple_of
+    assert ids.shape == attention.shape == (40, width) and ids.dtype == attention.dtype == torch.long
+    for row, seq in enumerate(sequences):
+        n = len(seq)
+        assert ids[row, :n].tolist() == list(seq) and set(ids[row, n:].tolist()) <= {-100}
+        assert attention[row].tolist() == [1] * n + [0] * (width - n)
+
+
 def test_split_is_seeded_disjoint_and_capped() -> None:
     smiles = [f"C{'C' * i}O" for i in range(100)]
     cfg = PretrainingDataConfig(val_fraction=0.2, max_val=15)

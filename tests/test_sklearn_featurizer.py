@@ -70,6 +70,9 @@ def test_checkpoint_encoder(logp, tmp_path, make_tiny_checkpoint) -> None:
     expected = parse_encoder_spec(f"bert:{model_dir}", pooling="mean").encode(smiles[:3])
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     assert featurizer.n_features_out_ == features.shape[1]
+    half = clone(featurizer).set_params(precision="bfloat16").fit(smiles[:3])
+    assert half.encoder_.precision == "bfloat16"
+    np.testing.assert_allclose(half.transform(smiles[:3]), expected, rtol=0.05, atol=0.05)
 
 
 def test_bad_input_names_the_row() -> None:

@@ -22,17 +22,26 @@ def embed(
     pooling: str = typer.Option("cls", "--pooling", help="Transformer pooling: cls or mean."),
     layer: int = typer.Option(-1, "--layer", help="Transformer layer (0 = embeddings, -1 = last)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Molecules per forward pass."),
+    precision: str = typer.Option(
+        "float32", "--precision", help="Transformer forward pass: float32, or bfloat16 (bf16 autocast; faster)."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the array to this .npy file."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the embedding cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Embed every molecule of a task (float32 .npy, cached by content hash)."""
     from molw2s.data.tasks import load_task
-    from molw2s.encoders.embed import Pooling, compute_task_embedding, parse_encoder_spec
+    from molw2s.encoders.embed import Pooling, Precision, compute_task_embedding, parse_encoder_spec
     from molw2s.io import save_npy_atomic
 
-    # parse_encoder_spec rejects a pooling outside POOLINGS with a ConfigError
-    spec = parse_encoder_spec(encoder, pooling=cast(Pooling, pooling), layer=layer, batch_size=batch_size)
+    # parse_encoder_spec rejects a pooling or precision outside POOLINGS / PRECISIONS with a ConfigError
+    spec = parse_encoder_spec(
+        encoder,
+        pooling=cast(Pooling, pooling),
+        layer=layer,
+        batch_size=batch_size,
+        precision=cast(Precision, precision),
+    )
     result = compute_task_embedding(spec, load_task(task, data_dir=data_dir), cache=cache, progress=progress)
     n, d = result.values.shape
     origin = "from cache" if result.from_cache else "computed"

@@ -204,7 +204,13 @@ def _task_inputs(
         raise ConfigError("--task needs --weak-encoder and --strong-encoder")
     loaded = load_task(task, data_dir=data_dir)
     emb = settings.embedding
-    spec: dict[str, Any] = {"pooling": emb.pooling, "layer": emb.layer, "batch_size": emb.batch_size, "progress": True}
+    spec: dict[str, Any] = {
+        "pooling": emb.pooling,
+        "layer": emb.layer,
+        "batch_size": emb.batch_size,
+        "precision": emb.precision,
+        "progress": True,
+    }
     H_w, H_s = embed_task(weak_encoder, loaded, **spec), embed_task(strong_encoder, loaded, **spec)
     parts = split_task(loaded, settings.splits, seed, data_dir=data_dir)
     if parts.n_dropped:

@@ -14,7 +14,9 @@ strings:
 
 Transformer embeddings are pooled from one layer (``cls``: the [CLS] vector; ``mean``:
 the mean over the real tokens, [CLS] and [SEP] included), computed without gradients in
-length-sorted batches, and returned in the input order.
+length-sorted batches, and returned in the input order. ``precision="bfloat16"`` runs the
+forward pass under bf16 autocast (faster where the hardware has bf16 units; the embeddings
+differ from float32 at rounding level and are cached apart; docs/benchmarks.md measures both).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -43,6 +45,10 @@ log = logging.getLogger(__name__)
 
 Pooling = Literal["cls", "mean"]
 POOLINGS = ("cls", "mean")
+Precision = Literal["float32", "bfloat16"]
+PRECISIONS = ("float32", "bfloat16")
+#: the files of a checkpoint directory an embedding depends on
+CHECKPOINT_FILES = ("model.safetensors", "config.json", "tokenizer.json")
 
 
 class Encoder(Protocol):
@@ -61,7 +67,12 @@ class Encoder(Protocol):
 
 @dataclass
 class TransformerEncoder:
-    """Pooled hidden states of a pretrained MolBERT checkpoint directory."""
+    """Pooled hidden states of a pretrained MolBERT checkpoint directory.
+
+    The model, tokenizer and file digests are loaded on first use and kept while the
+    encoder lives (reloaded if the weights file changes), so embedding several tasks with
+    one encoder loads and hashes the checkpoint once.
+    """
 
     path: Path
     pooling: Pooling = "cls"
@@ -69,7 +80,13 @@ class TransformerEncoder:
     batch_size: int = 64
     sort_by_length: bool = True
     device: str = "auto"
+    precision: Precision = "float32"
     last_counts: dict[str, int] = field(default_factory=dict)  # [UNK] tokens and truncated SMILES, last call
+    _loaded: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def name(self) -> str:
@@ -77,31 +94,33 @@ class TransformerEncoder:
         return f"bert:{self.path}"
 
     def identity(self) -> dict[str, Any]:
-        """Digests of the weights, config and tokenizer, plus pooling, layer and the SMILES
-        spelling the tokenizer asks for."""
-        files = {
-            n: file_digest(self.path / n, "sha256") for n in ("model.safetensors", "config.json", "tokenizer.json")
-        }
+        """Digests of the weights, config and tokenizer, plus pooling, layer, the SMILES
+        spelling the tokenizer asks for and a precision other than float32."""
+        files = self._cached("digests", self._file_digests)
         identity = {"kind": "bert", "files": files, "pooling": self.pooling, "layer": self.layer}
         tokenizer_config = self.path / "tokenizer_config.json"
         form = json.loads(tokenizer_config.read_text()).get(SMILES_FORM_KEY) if tokenizer_config.is_file() else None
         if form is not None:  # keys the cache only when set, so older caches stay valid
             identity[SMILES_FORM_KEY] = form
+        if self.precision != "float32":  # likewise: float32 caches keep their keys
+            identity["precision"] = self.precision
         return identity
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """(n, hidden) float32 embeddings, in the order of ``smiles``."""
+        """(n, hidden) float32 embeddings, in the order of ``smiles``.
+
+        Batches are padded on the host (pinned when the model is on a GPU) and copied
+        without blocking; pooled vectors stay on the device until the last batch, so the
+        loop never waits for the device. ``precision: bfloat16`` runs the forward pass under
+        bf16 autocast; pooling is always float32.
+        """
         import torch
         from tqdm.auto import tqdm
 
-        from molw2s.encoders.device import resolve_device
-        from molw2s.encoders.model_files import load_encoder
         from molw2s.encoders.padding import pad_batch
         from molw2s.encoders.tokenizer import encode_smiles
 
-        model, tokenizer = load_encoder(self.path)
-        device = resolve_device(self.device)
-        encoder = model.to(device).eval()  # type: ignore[arg-type]
+        model, tokenizer, device = self._cached(f"model@{self.device}", self._load)
         n_states = model.config.num_hidden_layers + 1
         if not -n_states <= self.layer < n_states:
             raise ConfigError(
@@ -118,18 +137,47 @@ class TransformerEncoder:
             )
         lengths = np.array([len(s) for s in encoded.ids])
         order = np.argsort(lengths, kind="stable") if self.sort_by_length else np.arange(len(lengths))
+        pin = device.type == "cuda"
+        pooled = []
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        with torch.inference_mode(), autocast:
+            for start in tqdm(
+                range(0, len(order), self.batch_size), desc=self.path.name, unit="batch", disable=not progress
+            ):
+                ids, attention = pad_batch(
+                    [encoded.ids[i] for i in order[start : start + self.batch_size]], tokenizer.pad_token_id
+                )
+                if pin:
+                    ids, attention = ids.pin_memory(), attention.pin_memory()
+                ids, attention = ids.to(device, non_blocking=True), attention.to(device, non_blocking=True)
+                hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states
+                pooled.append(pool(hidden[self.layer].float(), attention, self.pooling))
         out = np.zeros((len(lengths), model.config.hidden_size), dtype=np.float32)
-        starts = range(0, len(order), self.batch_size)
-        with torch.no_grad():
-            for start in tqdm(starts, desc=self.path.name, unit="batch", disable=not progress):
-                rows = order[start : start + self.batch_size]
-                ids, attention = pad_batch([encoded.ids[i] for i in rows], tokenizer.pad_token_id)
-                ids, attention = ids.to(device), attention.to(device)
-                hidden = encoder(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[
-                    self.layer
-                ]
-                out[rows] = pool(hidden, attention, self.pooling).float().cpu().numpy()
+        if pooled:
+            out[order] = torch.cat(pooled).cpu().numpy()
         return out
+
+    def _cached(self, what: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per version of the checkpoint's files."""
+        signature = tuple(
+            (s.st_size, s.st_mtime_ns, s.st_ino)
+            for s in (p.stat() for p in (self.path / n for n in CHECKPOINT_FILES) if p.exists())
+        )
+        if self._loaded.get(f"{what}:signature") != signature:
+            self._loaded[what] = make()
+            self._loaded[f"{what}:signature"] = signature
+        return self._loaded[what]
+
+    def _file_digests(self) -> dict[str, str]:
+        return {n: file_digest(self.path / n, "sha256") for n in CHECKPOINT_FILES}
+
+    def _load(self) -> tuple[Any, Any, torch.device]:
+        from molw2s.encoders.device import resolve_device
+        from molw2s.encoders.model_files import load_encoder
+
+        model, tokenizer = load_encoder(self.path)
+        device = resolve_device(self.device)
+        return model.to(device).eval(), tokenizer, device  # type: ignore[arg-type]
 
 
 def pool(hidden: torch.Tensor, attention: torch.Tensor, pooling: Pooling) -> torch.Tensor:
@@ -144,9 +192,16 @@ _ECFP_SHORT = re.compile(r"^ecfp(\d+)(?:-(\d+))?(-counts)?$")
 
 
 def parse_encoder_spec(
-    spec: str, *, pooling: Pooling = "cls", layer: int = -1, batch_size: int = 64, device: str = "auto"
+    spec: str,
+    *,
+    pooling: Pooling = "cls",
+    layer: int = -1,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: Precision = "float32",
 ) -> Encoder:
-    """An encoder from its spec string (see the module docstring)."""
+    """An encoder from its spec string (see the module docstring); ``pooling``, ``layer``,
+    ``batch_size``, ``device`` and ``precision`` apply to checkpoints."""
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     text = spec.strip()
@@ -155,7 +210,9 @@ def parse_encoder_spec(
         path = Path(text[5:] if lower.startswith("bert:") else text).expanduser()
         if not (path / "model.safetensors").is_file():
             raise ConfigError(f"encoder {spec!r}: {path} is not a pretrained model directory (no model.safetensors)")
-        return TransformerEncoder(path, pooling=pooling, layer=layer, batch_size=batch_size, device=device)
+        return TransformerEncoder(
+            path, pooling=pooling, layer=layer, batch_size=batch_size, device=device, precision=precision
+        )
     if match := _ECFP_SHORT.match(lower):
         diameter, nbits, counts = match.groups()
         return _ecfp(spec, int(diameter), int(nbits or 2048), bool(counts))
@@ -207,6 +264,7 @@ def embed_task(
     pooling: Pooling = "cls",
     layer: int = -1,
     batch_size: int = 64,
+    precision: Precision = "float32",
     cache: bool = True,
     data_dir: str | Path | None = None,
     progress: bool = False,
@@ -214,13 +272,14 @@ def embed_task(
     """(n_molecules, d) float32 representations of ``task`` (a Task or a task name).
 
     ``encoder_spec``: a spec string (see the module docstring) or an encoder; ``pooling``,
-    ``layer`` and ``batch_size`` apply to spec strings of checkpoints. Cached: see
+    ``layer``, ``batch_size`` and ``precision`` apply to spec strings of checkpoints (pass
+    one encoder to embed several tasks with one loaded model). Cached: see
     :func:`compute_task_embedding`.
     """
     from molw2s.data.tasks import load_task
 
     encoder = (
-        parse_encoder_spec(encoder_spec, pooling=pooling, layer=layer, batch_size=batch_size)
+        parse_encoder_spec(encoder_spec, pooling=pooling, layer=layer, batch_size=batch_size, precision=precision)
         if isinstance(encoder_spec, str)
         else encoder_spec
     )

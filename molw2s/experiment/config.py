@@ -51,6 +51,9 @@ class EmbeddingSettings(StrictModel):
     pooling: Literal["cls", "mean"] = "mean"
     layer: int = -1
     batch_size: int = Field(128, ge=1)
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """``bfloat16``: forward passes under bf16 autocast (faster on GPUs and on CPUs with
+    bf16 units; embeddings cached apart from float32 ones). See docs/experiment.md."""
 
 
 class PredictorSettings(StrictModel):

@@ -98,6 +98,24 @@ def model_plans(config: ExperimentConfig, specs: dict[str, str]) -> dict[str, Mo
     return plans
 
 
+def embed_plans(
+    plans: dict[str, ModelPlan], tasks: list[Task], config: ExperimentConfig, *, progress: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """Representations per task name and model name. Model by model: one encoder (one
+    loaded checkpoint) embeds every task, and is released before the next is loaded."""
+    from molw2s.encoders.embed import parse_encoder_spec
+
+    emb = config.embedding
+    out: dict[str, dict[str, np.ndarray]] = {task.name: {} for task in tasks}
+    for name, plan in plans.items():
+        encoder = parse_encoder_spec(
+            plan.spec, pooling=plan.pooling, layer=plan.layer, batch_size=emb.batch_size, precision=emb.precision
+        )
+        for task in tasks:
+            out[task.name][name] = embed_task(encoder, task, progress=progress)
+    return out
+
+
 def controlled_representations(
     config: ExperimentConfig, strong: np.ndarray, task: Task, *, progress: bool
 ) -> dict[str, np.ndarray]:
@@ -107,7 +125,8 @@ def controlled_representations(
     out = {next(names): random_subspace(strong, k, family.seed) for k in family.subspace_dims}
     out.update({next(names): add_noise(strong, level, family.seed) for level in family.noise_levels})
     if family.mix_with is not None and family.mix_weights:
-        other = embed_task(family.mix_with, task, batch_size=config.embedding.batch_size, progress=progress)
+        emb = config.embedding
+        other = embed_task(family.mix_with, task, batch_size=emb.batch_size, precision=emb.precision, progress=progress)
         out.update({next(names): mix(strong, other, w) for w in family.mix_weights})
     return out
 
@@ -160,23 +179,16 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
     seconds["pretraining"] = time.perf_counter() - start
     rows: list[dict[str, Any]] = []
     data_report = []
-    for task_spec in config.tasks:
-        task = load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict)
+    tasks = [load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict) for task_spec in config.tasks]
+    start = time.perf_counter()
+    representations = embed_plans(plans, tasks, config, progress=progress)
+    seconds["embedding"] += time.perf_counter() - start
+    checkpoints = {name: Path(plan.spec[5:]) for name, plan in plans.items() if plan.spec.startswith("bert:")}
+    for task in tasks:
         data_report.append(task.report())
-        checkpoints = {name: Path(plan.spec[5:]) for name, plan in plans.items() if plan.spec.startswith("bert:")}
         data_report += coverage_lines(task.name, task.smiles, {n: p for n, p in checkpoints.items() if "|" not in n})
         start = time.perf_counter()
-        reps = {
-            name: embed_task(
-                plan.spec,
-                task,
-                pooling=plan.pooling,
-                layer=plan.layer,
-                batch_size=config.embedding.batch_size,
-                progress=progress,
-            )
-            for name, plan in plans.items()
-        }
+        reps = representations.pop(task.name)
         reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
         seconds["embedding"] += time.perf_counter() - start
         splits = task_cell_splits(task, config, config.data_dir)

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from molw2s.chem.smiles import parse_smiles
-from molw2s.encoders.embed import Encoder, Pooling, parse_encoder_spec
+from molw2s.encoders.embed import Encoder, Pooling, Precision, parse_encoder_spec
 from molw2s.errors import DataError
 
 SOURCE = "MolW2SFeaturizer input"
@@ -28,9 +28,10 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """SMILES -> (n, d) float32 features of a molw2s encoder.
 
     ``encoder``: a spec (``"ecfp4-2048"``, ``"maccs"``, ``"rdkit2d"``, ``"bert:DIR"``) or an
-    :class:`~molw2s.encoders.embed.Encoder`; ``pooling``, ``layer``, ``batch_size`` and
-    ``device`` apply to ``bert:`` checkpoints. ``fit`` builds the encoder (nothing is learnt:
-    the representation is frozen) and records the output width in ``n_features_out_``.
+    :class:`~molw2s.encoders.embed.Encoder`; ``pooling``, ``layer``, ``batch_size``,
+    ``device`` and ``precision`` apply to ``bert:`` checkpoints. ``fit`` builds the encoder
+    (nothing is learnt: the representation is frozen; a checkpoint is loaded once and kept
+    for every ``transform``) and records the output width in ``n_features_out_``.
     """
 
     def __init__(
@@ -41,12 +42,14 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         layer: int = -1,
         batch_size: int = 64,
         device: str = "auto",
+        precision: Precision = "float32",
     ) -> None:
         self.encoder = encoder
         self.pooling = pooling
         self.layer = layer
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
 
     def fit(self, X: Any, y: Any = None) -> MolW2SFeaturizer:
         """Build the encoder; the first molecule of ``X`` fixes ``n_features_out_``."""
@@ -55,7 +58,12 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise DataError(f"{SOURCE}: no molecules to fit on")
         if isinstance(self.encoder, str):
             self.encoder_: Encoder = parse_encoder_spec(
-                self.encoder, pooling=self.pooling, layer=self.layer, batch_size=self.batch_size, device=self.device
+                self.encoder,
+                pooling=self.pooling,
+                layer=self.layer,
+                batch_size=self.batch_size,
+                device=self.device,
+                precision=self.precision,
             )
         else:
             self.encoder_ = self.encoder
