@@ -83,6 +83,30 @@ def test_descriptors_do_not_depend_on_the_number_of_worker_processes() -> None:
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("encoder", [ECFPEncoder(2, 256), ECFPEncoder(1, 128, counts=True), MACCSEncoder()])
+def test_fingerprints_from_worker_processes_equal_one_process(encoder, monkeypatch) -> None:
+    """Chunks of 64 over two processes (the input is over the parallel threshold) give the
+    single-process rows in order; an invalid SMILES in a later chunk is named by its input row."""
+    import dataclasses
+
+    import molw2s.chem.chunks as chunks_module
+    import molw2s.encoders.fingerprints as fingerprints
+
+    smiles = (SMILES * 40)[:230]
+    monkeypatch.setattr(fingerprints, "PARALLEL_FEATURISE_FROM", 100)
+    pools = []
+    real_pool = chunks_module.ProcessPoolExecutor
+    monkeypatch.setattr(chunks_module, "ProcessPoolExecutor", lambda **kw: pools.append(kw) or real_pool(**kw))
+    one = dataclasses.replace(encoder, n_jobs=1).encode(smiles)
+    assert not pools
+    two = dataclasses.replace(encoder, n_jobs=2).encode(smiles)
+    assert pools == [{"max_workers": 2}]
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(DataError, match=r"row 201.*'C1CC'"):
+        dataclasses.replace(encoder, n_jobs=2).encode([*smiles[:201], "C1CC", *smiles[:20]])
+    assert fingerprints.featuriser_jobs(None, 99) == 1 and fingerprints.featuriser_jobs(3, 5) == 3
+
+
 def test_descriptors_are_signed_log_of_raw_values() -> None:
     raw = RDKitDescriptorEncoder(raw=True).encode(SMILES[:3])
     logged = RDKitDescriptorEncoder().encode(SMILES[:3])

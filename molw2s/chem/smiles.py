@@ -7,12 +7,13 @@ Row numbers are 0-based positions in the input sequence. Callers that read files
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from molw2s.chem.chunks import chunks, map_chunks
 from molw2s.chem.standardize import StandardizeOptions, standardize_mol
 from molw2s.errors import DataError
 
@@ -113,23 +114,21 @@ def parse_smiles(
     :class:`DataError` listing them. ``n_jobs`` > 1 parses chunks in worker processes
     (inputs of at least ``PARALLEL_PARSE_FROM`` SMILES); the result is the same.
     """
-    from tqdm.auto import tqdm
-
     items = list(smiles)
-    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)] or [[]]
     settings = (standardize, max_heavy_atoms)
     kept: list[str] = []
     index: list[int] = []
     invalid: list[InvalidSmiles] = []
-    with tqdm(total=len(items), desc="parsing SMILES", disable=not progress, unit="mol") as bar:
-        if n_jobs > 1 and len(items) >= PARALLEL_PARSE_FROM:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                parts = pool.map(_parse_chunk, chunks, [settings] * len(chunks))
-                _merge(parts, kept, index, invalid, bar.update)
-        else:
-            _merge((_parse_chunk(chunk, settings) for chunk in chunks), kept, index, invalid, bar.update)
+    parts = map_chunks(
+        _parse_chunk,
+        ((chunk, settings) for chunk in chunks(items, PARSE_CHUNK)),
+        n=len(items),
+        n_jobs=n_jobs,
+        parallel_from=PARALLEL_PARSE_FROM,
+        progress=progress,
+        desc="parsing SMILES",
+    )
+    _merge(parts, kept, index, invalid)
     parsed = ParsedSmiles(kept, np.asarray(index, dtype=np.int64), invalid, len(items), source)
     if strict and invalid:
         raise DataError(f"strict mode: {parsed.report()}", path=source)
@@ -167,7 +166,6 @@ def _merge(
     kept: list[str],
     index: list[int],
     invalid: list[InvalidSmiles],
-    advance: Callable[[int], object],
 ) -> None:
     """Append chunk results in order, shifting chunk rows to input rows."""
     offset = 0
@@ -176,7 +174,6 @@ def _merge(
         index += [offset + i for i in chunk_index]
         invalid += [replace(bad, row=offset + bad.row) for bad in chunk_invalid]
         offset += size
-        advance(size)
 
 
 def _to_smiles(mol: Chem.Mol, standardize: StandardizeOptions | None) -> str:

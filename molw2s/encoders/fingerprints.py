@@ -1,5 +1,8 @@
 """Fingerprint and descriptor "encoders": fixed maps molecule -> R^d that can act as weak models.
 
+Each computes its rows in worker processes for large inputs (:func:`featuriser_jobs`),
+with a progress bar; the values never depend on the number of processes.
+
 - ``ECFPEncoder``: Morgan fingerprints (ECFP-2r, ``nbits`` bits, or counts);
 - ``MACCSEncoder``: the 167 MACCS keys;
 - ``RDKitDescriptorEncoder``: the RDKit 2D descriptors (non-finite values imputed by
@@ -11,40 +14,108 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from molw2s.chem.chunks import chunks, map_chunks
 from molw2s.errors import DataError
 
+#: inputs at least this large are featurised in worker processes (when ``n_jobs`` is None)
+PARALLEL_FEATURISE_FROM = 1000
 
-def _mols(smiles: Sequence[str]) -> list[Any]:
-    """RDKit molecules; a DataError naming the row of the first SMILES that does not parse."""
+
+def featuriser_jobs(n_jobs: int | None, n: int) -> int:
+    """``n_jobs``, or for None: every core (up to 16) for at least ``PARALLEL_FEATURISE_FROM``
+    molecules, one process below."""
+    if n_jobs is not None:
+        return n_jobs
+    return min(os.cpu_count() or 1, 16) if n >= PARALLEL_FEATURISE_FROM else 1
+
+
+def _first_invalid(smiles: Sequence[str]) -> None:
+    """A DataError naming the row of the first SMILES that does not parse."""
     from molw2s.chem.smiles import mol_from_smiles
 
-    mols = []
     for row, text in enumerate(smiles):
         mol, reason = mol_from_smiles(text)
         if mol is None:
             raise DataError(f"invalid SMILES {text!r}: {reason}", row=row, column="smiles")
-        mols.append(mol)
-    return mols
+
+
+class _BitFingerprint(Protocol):
+    """A fingerprint written molecule by molecule into float32 rows."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def width(self) -> int: ...
+
+    def row_writer(self) -> Callable[[Any, np.ndarray], None]: ...
+
+
+def _fingerprints(encoder: _BitFingerprint, smiles: Sequence[str], n_jobs: int | None, progress: bool) -> np.ndarray:
+    """(n, width) float32 rows of ``encoder``, in chunks over :func:`featuriser_jobs`
+    processes; a DataError names the row of the first SMILES that does not parse."""
+    jobs = featuriser_jobs(n_jobs, len(smiles))
+    size = max(64, min(4096, -(-len(smiles) // (4 * jobs))))  # about 4 chunks per worker
+    work = ((chunk, start, encoder) for start, chunk in zip(range(0, len(smiles), size), chunks(smiles, size)))
+    out = np.zeros((len(smiles), encoder.width), dtype=np.float32)
+    parts = map_chunks(
+        _fingerprint_chunk,
+        work,
+        n=len(smiles),
+        n_jobs=jobs,
+        parallel_from=PARALLEL_FEATURISE_FROM,
+        progress=progress,
+        desc=encoder.name,
+    )
+    start = 0
+    for part in parts:
+        if isinstance(part, tuple):  # (row, SMILES, reason) of the chunk's first invalid one
+            row, text, reason = part
+            raise DataError(f"invalid SMILES {text!r}: {reason}", row=row, column="smiles")
+        out[start : start + len(part)] = part
+        start += len(part)
+    return out
+
+
+def _fingerprint_chunk(chunk: list[str], start: int, encoder: _BitFingerprint) -> np.ndarray | tuple[int, str, str]:
+    """The chunk's rows, or (input row, SMILES, reason) of its first invalid SMILES."""
+    from molw2s.chem.smiles import mol_from_smiles
+
+    write = encoder.row_writer()
+    out = np.zeros((len(chunk), encoder.width), dtype=np.float32)
+    for i, text in enumerate(chunk):
+        mol, reason = mol_from_smiles(text)
+        if mol is None:
+            return start + i, text, reason
+        write(mol, out[i])
+    return out
 
 
 @dataclass(frozen=True)
 class ECFPEncoder:
-    """Morgan fingerprint of radius ``radius`` (ECFP-2r) folded to ``nbits``."""
+    """Morgan fingerprint of radius ``radius`` (ECFP-2r) folded to ``nbits``; ``n_jobs``
+    processes (see :func:`featuriser_jobs`; the values do not depend on it)."""
 
     radius: int = 2
     nbits: int = 2048
     counts: bool = False
+    n_jobs: int | None = None
 
     @property
     def name(self) -> str:
         """Spec string, e.g. ``ecfp4-2048``."""
         return f"ecfp{2 * self.radius}-{self.nbits}" + ("-counts" if self.counts else "")
+
+    @property
+    def width(self) -> int:
+        """Features per molecule."""
+        return self.nbits
 
     def identity(self) -> dict[str, Any]:
         """What the output depends on (for cache keys)."""
@@ -60,23 +131,28 @@ class ECFPEncoder:
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, nbits) float32 array of bits (or counts)."""
+        return _fingerprints(self, smiles, self.n_jobs, progress)
+
+    def row_writer(self) -> Callable[[Any, np.ndarray], None]:
+        """Writes one molecule's fingerprint into a row."""
         from rdkit.Chem import rdFingerprintGenerator
-        from tqdm.auto import tqdm
 
         gen = rdFingerprintGenerator.GetMorganGenerator(radius=self.radius, fpSize=self.nbits)
-        fp = gen.GetCountFingerprintAsNumPy if self.counts else gen.GetFingerprintAsNumPy
-        mols = _mols(smiles)
-        out = np.zeros((len(mols), self.nbits), dtype=np.float32)
-        for i, mol in enumerate(tqdm(mols, desc=self.name, unit="mol", disable=not progress)):
-            out[i] = fp(mol)
-        return out
+        fingerprint = gen.GetCountFingerprintAsNumPy if self.counts else gen.GetFingerprintAsNumPy
+
+        def write(mol: Any, row: np.ndarray) -> None:
+            row[:] = fingerprint(mol)
+
+        return write
 
 
 @dataclass(frozen=True)
 class MACCSEncoder:
-    """The 167 MACCS structural keys."""
+    """The 167 MACCS structural keys; ``n_jobs`` as for :class:`ECFPEncoder`."""
 
     name: str = "maccs"
+    n_jobs: int | None = None
+    width: ClassVar[int] = 167
 
     def identity(self) -> dict[str, Any]:
         """What the output depends on (for cache keys)."""
@@ -86,29 +162,24 @@ class MACCSEncoder:
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, 167) float32 array of key bits."""
+        return _fingerprints(self, smiles, self.n_jobs, progress)
+
+    def row_writer(self) -> Callable[[Any, np.ndarray], None]:
+        """Writes one molecule's keys into a row."""
         from rdkit import DataStructs
         from rdkit.Chem import rdMolDescriptors
-        from tqdm.auto import tqdm
 
-        mols = _mols(smiles)
-        out = np.zeros((len(mols), 167), dtype=np.float32)
-        for i, mol in enumerate(tqdm(mols, desc="maccs", unit="mol", disable=not progress)):
+        def write(mol: Any, row: np.ndarray) -> None:
             # MACCSkeys.GenMACCSKeys is this very function (an alias the rdkit stubs omit)
-            DataStructs.ConvertToNumpyArray(rdMolDescriptors.GetMACCSKeysFingerprint(mol), out[i])
-        return out
+            DataStructs.ConvertToNumpyArray(rdMolDescriptors.GetMACCSKeysFingerprint(mol), row)
 
-
-#: tasks at least this large get their descriptors from worker processes
-PARALLEL_DESCRIPTORS_FROM = 1000
+        return write
 
 
 @dataclass(frozen=True)
 class RDKitDescriptorEncoder:
-    """RDKit 2D descriptors, signed-log transformed unless ``raw``.
-
-    ``n_jobs`` worker processes (None: every core, up to 16, for at least
-    ``PARALLEL_DESCRIPTORS_FROM`` molecules; one process below); the values do not depend on it.
-    """
+    """RDKit 2D descriptors, signed-log transformed unless ``raw``; ``n_jobs`` processes
+    (see :func:`featuriser_jobs`; the values do not depend on it)."""
 
     raw: bool = False
     n_jobs: int | None = None
@@ -128,10 +199,8 @@ class RDKitDescriptorEncoder:
         """(n, ~210) float32 descriptor array."""
         from molw2s.chem.descriptors import compute_descriptors
 
-        _mols(smiles)  # a clear error naming the row, before the long computation
-        jobs = self.n_jobs
-        if jobs is None:
-            jobs = min(os.cpu_count() or 1, 16) if len(smiles) >= PARALLEL_DESCRIPTORS_FROM else 1
+        _first_invalid(smiles)  # a clear error naming the row, before the long computation
+        jobs = featuriser_jobs(self.n_jobs, len(smiles))
         table = compute_descriptors(list(smiles), progress=progress, n_jobs=jobs)
         if table.timed_out:
             rows = table.timed_out

@@ -10,14 +10,13 @@ builds), and the workers only parse, renumber, write and count.
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from molw2s.chem.chunks import chunks, map_chunks
 from molw2s.encoders.tokenizer import EncodedBatch, count_tokens, encode_smiles, tokenize_smiles
 
 if TYPE_CHECKING:
@@ -28,8 +27,6 @@ CHUNK = 4096
 PARALLEL_FROM = 20_000
 #: the organic-subset atom symbols of SMILES (every other atom is a bracket atom or ``*``)
 _ORGANIC_ATOMS = frozenset(["B", "C", "N", "O", "P", "S", "F", "Cl", "Br", "I", "b", "c", "n", "o", "p", "s"])
-
-R = TypeVar("R")
 
 
 def atom_count(smiles: str) -> int:
@@ -45,12 +42,21 @@ def vocabulary_counts(
     rng = np.random.default_rng([seed, 2])
 
     def work() -> Iterator[tuple[Any, ...]]:
-        for chunk in _chunks(smiles):
+        for chunk in chunks(smiles, CHUNK):
             orders = [rng.permutation(atom_count(s)) for s in chunk] if augment else None
             yield chunk, orders
 
     total: Counter[str] = Counter()
-    for counts in map_chunks(_count_chunk, work(), n=len(smiles), n_jobs=n_jobs, progress=progress, desc="vocabulary"):
+    counted = map_chunks(
+        _count_chunk,
+        work(),
+        n=len(smiles),
+        n_jobs=n_jobs,
+        parallel_from=PARALLEL_FROM,
+        progress=progress,
+        desc="vocabulary",
+    )
+    for counts in counted:
         total.update(counts)
     return total
 
@@ -64,49 +70,15 @@ def encode_corpus(
     ids: list[list[int]] = []
     truncated: list[int] = []
     n_unk = 0
-    work = ((chunk, tokenizer, max_length) for chunk in _chunks(smiles))
-    for part in map_chunks(_encode_chunk, work, n=len(smiles), n_jobs=1, progress=progress, desc="tokenising"):
+    work = ((chunk, tokenizer, max_length) for chunk in chunks(smiles, CHUNK))
+    encoded = map_chunks(
+        _encode_chunk, work, n=len(smiles), n_jobs=1, parallel_from=PARALLEL_FROM, progress=progress, desc="tokenising"
+    )
+    for part in encoded:
         truncated += [len(ids) + i for i in part.truncated]
         ids += part.ids
         n_unk += part.n_unk
     return EncodedBatch(ids=ids, n_unk=n_unk, truncated=truncated)
-
-
-def map_chunks(
-    fn: Callable[..., R],
-    work: Iterable[tuple[Any, ...]],
-    *,
-    n: int,
-    n_jobs: int,
-    progress: bool,
-    desc: str,
-) -> Iterator[R]:
-    """``fn(*args)`` for each ``args`` of ``work`` (chunks of ``n`` molecules in all, each
-    ``args[0]`` a chunk), in order: in this process for small inputs or ``n_jobs`` 1, else in
-    ``n_jobs`` worker processes with a bounded number of chunks in flight."""
-    with tqdm(total=n, desc=desc, unit="mol", disable=not progress) as bar:
-        if n_jobs <= 1 or n < PARALLEL_FROM:
-            for args in work:
-                yield fn(*args)
-                bar.update(len(args[0]))
-            return
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            window: deque[tuple[int, Future[R]]] = deque()
-            for args in work:
-                window.append((len(args[0]), pool.submit(fn, *args)))
-                if len(window) >= 2 * n_jobs:
-                    size, future = window.popleft()
-                    yield future.result()
-                    bar.update(size)
-            while window:
-                size, future = window.popleft()
-                yield future.result()
-                bar.update(size)
-
-
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield list(items[start : start + CHUNK])
 
 
 def _count_chunk(chunk: list[str], orders: list[np.ndarray] | None) -> Counter[str]:
