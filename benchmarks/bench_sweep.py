@@ -73,11 +73,9 @@ def main() -> None:
         evaluate(rows, config, Path(tmp) / "report")
         seconds["evaluation"] = time.perf_counter() - start
     print(f"config {args.config.name}: {len(rows)} cells, {config.evaluation.n_boot} bootstrap resamples")
+    notes = {"featurisers": "  (fingerprints and descriptors; cached after the first run)"}
     for stage, spent in seconds.items():
-        print(
-            f"  {stage:<12} {spent:7.1f} s"
-            + ("  (featurisers only; cached after the first run)" if stage == "featurisers" else "")
-        )
+        print(f"  {stage:<12} {spent:7.1f} s{notes.get(stage, '')}")
 
 
 if __name__ == "__main__":
