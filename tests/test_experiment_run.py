@@ -99,6 +99,20 @@ def test_unknown_model_name_fails_before_any_work(experiment_yaml, tmp_path):
     assert not (tmp_path / "run" / "models").exists()
 
 
+def test_missing_task_or_too_small_split_fails_before_pretraining(experiment_yaml, tmp_path):
+    """A GPU hour is not spent pretraining for a run whose task file is missing or whose
+    split cannot be cut: both fail first, before any member trains."""
+    from molw2s.errors import MolW2SError
+
+    missing = load_experiment_config(experiment_yaml, [f"tasks=[{tmp_path / 'nope.csv'}]"])
+    with pytest.raises(MolW2SError, match="nope"):
+        run_experiment(missing, progress=False)
+    too_small = load_experiment_config(experiment_yaml, ["splits.min_test=100000"])
+    with pytest.raises(MolW2SError, match=r"splits.min_test = 100000"):
+        run_experiment(too_small, progress=False)
+    assert not (tmp_path / "run" / "models").exists()
+
+
 def test_cli_run_reports_config_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nstrong: maccs\nweak: [ecfp4-1024, ecfp2-512]\ntasks: [nci_logp]\nsplit: {}\n")

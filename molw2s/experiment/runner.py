@@ -173,13 +173,15 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
         )
     plans = model_plans(config, specs)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
+    # tasks and their splits before any heavy work: a missing file or a too small split fails at once
+    tasks = [load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict) for task_spec in config.tasks]
+    task_splits = {task.name: task_cell_splits(task, config, config.data_dir) for task in tasks}
     seconds = dict.fromkeys(STAGES, 0.0)
     start = time.perf_counter()
     pretrain_if_needed(config, progress=progress, tracking=tracking)
     seconds["pretraining"] = time.perf_counter() - start
     rows: list[dict[str, Any]] = []
     data_report = []
-    tasks = [load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict) for task_spec in config.tasks]
     start = time.perf_counter()
     representations = embed_plans(plans, tasks, config, progress=progress)
     seconds["embedding"] += time.perf_counter() - start
@@ -191,7 +193,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
         reps = representations.pop(task.name)
         reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
         seconds["embedding"] += time.perf_counter() - start
-        splits = task_cell_splits(task, config, config.data_dir)
+        splits = task_splits[task.name]
         dropped = sum(s.n_dropped for s in splits)
         if dropped:
             data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")
