@@ -4,9 +4,10 @@ evaluation of ``configs/gpu.yaml`` (by default) at the config's real shapes, on 
     python benchmarks/bench_sweep.py                         # configs/gpu.yaml
     python benchmarks/bench_sweep.py configs/moleculenet.yaml --seeds 1
 
-The sweep's closed-form heads, the predictors and the bootstrap evaluation run on the CPU
-whatever trains the encoders, so their cost on a GPU machine is this cost (scaled by its
-cores). Transformer family members (and their snapshots) are stood in for by Gaussian
+The sweep runs once per ``--jobs`` value (processes computing its cells; every run must
+give the same cells, checked). The sweep's closed-form heads, the predictors and the
+bootstrap evaluation run on the CPU whatever trains the encoders, so their cost on a GPU
+machine is this cost (scaled by its cores). Transformer family members (and their snapshots) are stood in for by Gaussian
 matrices of the member's hidden size, seeded by the model name: the timings depend on the
 shapes, not the values, and the numbers the run produces mean nothing. Featurisers are
 computed for real (and cached). Everything is written under a temporary directory.
@@ -15,6 +16,8 @@ computed for real (and cached). Everything is written under a temporary director
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 import zlib
@@ -39,6 +42,9 @@ def main() -> None:
     parser.add_argument("config", type=Path, nargs="?", default=REPO / "configs" / "gpu.yaml")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "moleculenet")
     parser.add_argument("--seeds", type=int, default=None, help="use only the first N split seeds")
+    parser.add_argument(
+        "--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1], help="sweep once per process count"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [f"run_dir={tmp}/run", f"data_dir={args.data_dir}"]
@@ -50,7 +56,7 @@ def main() -> None:
             widths = {m.name: m.model.hidden_size for m in load_family_config(config.family).members}
         names = [config.strong, *config.weak]
         weak = [*config.weak, *config.expand.controlled.names()]
-        rows, seconds = [], {"featurisers": 0.0, "sweep": 0.0}
+        rows, seconds = [], {"featurisers": 0.0, **{f"sweep, {j} process(es)": 0.0 for j in args.jobs}}
         for spec in config.tasks:
             task = load_task_spec(spec, data_dir=config.data_dir, strict=config.strict)
             start = time.perf_counter()
@@ -65,9 +71,25 @@ def main() -> None:
             reps.update(controlled_representations(config, reps[config.strong], task, progress=False))
             seconds["featurisers"] += time.perf_counter() - start
             splits = task_cell_splits(task, config, config.data_dir)
-            start = time.perf_counter()
-            rows += sweep_task(task.name, task.y, reps, splits, config, Path(tmp) / "cells", weak=weak, progress=False)
-            seconds["sweep"] += time.perf_counter() - start
+            swept = []
+            for jobs in args.jobs:  # each from scratch, into its own cells directory
+                settings = config.model_copy(update={"sweep_jobs": jobs})
+                start = time.perf_counter()
+                swept.append(
+                    sweep_task(
+                        task.name,
+                        task.y,
+                        reps,
+                        splits,
+                        settings,
+                        Path(tmp) / f"cells-{jobs}",
+                        weak=weak,
+                        progress=False,
+                    )
+                )
+                seconds[f"sweep, {jobs} process(es)"] += time.perf_counter() - start
+            assert all(json.dumps(s, sort_keys=True) == json.dumps(swept[0], sort_keys=True) for s in swept)
+            rows += swept[0]
             print(f"{task.name}: {len(task.smiles)} molecules, {len(splits)} seeds x {len(weak)} weak models")
         start = time.perf_counter()
         evaluate(rows, config, Path(tmp) / "report")

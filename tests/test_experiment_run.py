@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import molw2s.experiment.sweep as sweep_module
+import molw2s.experiment.cell_workers as cell_workers
 from molw2s.cli import app
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import load_experiment_config
@@ -56,7 +56,7 @@ def experiment_yaml(tmp_path):
 def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, monkeypatch):
     config = load_experiment_config(experiment_yaml)
     calls = {"n": 0}
-    real_run_cell = sweep_module.run_cell
+    real_run_cell = cell_workers.run_cell
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -64,7 +64,7 @@ def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, m
             raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
         return real_run_cell(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "run_cell", interrupted)
+    monkeypatch.setattr(cell_workers, "run_cell", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, progress=False)
     cells_dir = tmp_path / "run" / "cells"

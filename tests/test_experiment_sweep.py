@@ -53,6 +53,33 @@ def test_sweep_ranks_synthetic_family_and_caches_cells(tmp_path):
     assert sum(r["M"] == -1.0 for r in again) == 1
 
 
+def test_cells_from_worker_processes_equal_cells_from_this_process(tmp_path, monkeypatch):
+    """Two spawned workers (memory-mapped representations, their own operator caches) give
+    every number of the in-process sweep exactly, with half the cells already on disk; the
+    scratch files are gone afterwards, and SGD heads stay in this process."""
+    import json
+
+    import molw2s.experiment.cell_workers as cell_workers
+
+    fam, reps, config, splits = _setup(tmp_path, n_seeds=3)
+    serial = sweep_task("synth", fam.y, reps, splits, config.model_copy(update={"sweep_jobs": 1}), tmp_path / "a")
+    monkeypatch.setattr(cell_workers, "PARALLEL_CELLS_FROM", 2)
+    pools = []
+    real_pool = cell_workers.ProcessPoolExecutor
+    monkeypatch.setattr(cell_workers, "ProcessPoolExecutor", lambda **kw: pools.append(kw) or real_pool(**kw))
+    two = config.model_copy(update={"sweep_jobs": 2})
+    sweep_task("synth", fam.y, reps, splits[:1], two, tmp_path / "b", progress=False)  # 5 of 15 cells first
+    parallel = sweep_task("synth", fam.y, reps, splits, two, tmp_path / "b", progress=False)
+    assert [kw["max_workers"] for kw in pools] == [2, 2]
+    assert json.dumps(parallel, sort_keys=True) == json.dumps(serial, sort_keys=True)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(p.name for p in (tmp_path / "a").iterdir())
+    sgd = two.model_copy(deep=True)
+    sgd.w2s.head.solver = "sgd"
+    assert cell_workers.sweep_jobs(two) == 2 and cell_workers.sweep_jobs(config) >= 1
+    sweep_task("synth", fam.y, reps, splits[:1], sgd, tmp_path / "c", progress=False)
+    assert len(pools) == 2  # no new pool: SGD heads train with torch threads, in this process
+
+
 def test_changed_settings_change_the_cell_key(tmp_path):
     fam, reps, config, splits = _setup(tmp_path, n_seeds=1)
     sweep_task("synth", fam.y, reps, splits, config, tmp_path / "cells", progress=False)

@@ -172,6 +172,9 @@ class ExperimentConfig(CellSettings, TaskList):
     family: Path | None = None  # a family YAML, relative to this config's folder
     family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
     corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
+    sweep_jobs: int | None = Field(None, ge=1)
+    """Processes computing the W2S cells (default: every core, up to 16); the cells'
+    numbers do not depend on it."""
     strong: str
     weak: list[str] = Field(min_length=2)
     strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
+from molw2s.experiment.cell import CellSplit
+from molw2s.experiment.cell_workers import compute_cells, sweep_jobs
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.student import finetuned_ceiling, finetuned_w2s
 from molw2s.io import array_digest, content_hash, read_json_checked, safe_filename, write_json_checked
@@ -74,53 +75,59 @@ def sweep_task(
 
     digests = {name: array_digest(H) for name, H in representations.items()}
     y_digest = array_digest(np.asarray(y, dtype=np.float64))
-    jobs = [(split, name) for split in splits for name in (config.weak if weak is None else weak)]
-    rows = []
-    ceilings: dict[int, np.ndarray] = {}
-    operators = OperatorCache()
-    bar = tqdm(jobs, desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
-    for split, name in bar:
+    cells = [(split, name) for split in splits for name in (config.weak if weak is None else weak)]
+    rows: list[dict[str, Any] | None] = []
+    todo: list[tuple[int, CellSplit, str, str, Path]] = []
+    for split, name in cells:
         key = cell_key(task_name, name, config.strong, (digests[name], digests[config.strong], y_digest), split, config)
         path = cells_dir / f"{safe_filename(task_name)}.{safe_filename(name)}.seed{split.seed}.{key}.json"
         cached = read_json_checked(path)
-        if cached is not None and cached.get("cell") == key:
-            row = cached
-        else:
-            row = run_cell(
-                representations[name],
-                representations[config.strong],
-                y,
-                split,
-                config,
-                operators=operators,
-                names=(name, config.strong),
-            )
-            if student is not None:
-                if split.seed not in ceilings:
-                    ceilings[split.seed] = finetuned_ceiling(
-                        student.checkpoint, student.smiles, y, split, config, student.cache_dir, progress=progress
-                    )
-                row.update(
-                    finetuned_w2s(
-                        student.checkpoint,
-                        student.smiles,
-                        y,
-                        representations[name],
-                        split,
-                        config,
-                        ceilings[split.seed],
-                        student.cache_dir,
-                        progress=progress,
-                    )
+        rows.append(cached if cached is not None and cached.get("cell") == key else None)
+        if rows[-1] is None:
+            todo.append((len(rows) - 1, split, name, key, path))
+    # worker processes for closed-form heads only: SGD heads and the finetuned student train
+    # with torch, whose own threads would then oversubscribe the cores
+    closed_form = config.w2s.head.solver == "ridge" and config.w2s.weak.solver == "ridge"
+    jobs = sweep_jobs(config) if closed_form and student is None else 1
+    measured = compute_cells(
+        [(split, name) for _, split, name, _, _ in todo],
+        representations,
+        y,
+        config,
+        jobs=jobs,
+        scratch=cells_dir,
+    )
+    ceilings: dict[int, np.ndarray] = {}
+    bar = tqdm(total=len(todo), desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
+    for (i, split, name, key, path), row in zip(todo, measured, strict=True):
+        if student is not None:
+            if split.seed not in ceilings:
+                ceilings[split.seed] = finetuned_ceiling(
+                    student.checkpoint, student.smiles, y, split, config, student.cache_dir, progress=progress
                 )
             row.update(
-                task=task_name,
-                weak=name,
-                strong=config.strong,
-                seed=split.seed,
-                n_split_rows_dropped=split.n_dropped,
-                cell=key,
+                finetuned_w2s(
+                    student.checkpoint,
+                    student.smiles,
+                    y,
+                    representations[name],
+                    split,
+                    config,
+                    ceilings[split.seed],
+                    student.cache_dir,
+                    progress=progress,
+                )
             )
-            write_json_checked(path, row)
-        rows.append(row)
-    return rows
+        row.update(
+            task=task_name,
+            weak=name,
+            strong=config.strong,
+            seed=split.seed,
+            n_split_rows_dropped=split.n_dropped,
+            cell=key,
+        )
+        write_json_checked(path, row)  # each cell as it arrives: a killed sweep keeps what it finished
+        rows[i] = row
+        bar.update(1)
+    bar.close()
+    return [row for row in rows if row is not None]
