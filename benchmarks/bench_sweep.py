@@ -7,10 +7,11 @@ evaluation of ``configs/gpu.yaml`` (by default) at the config's real shapes, on 
 The sweep runs once per ``--jobs`` value (processes computing its cells; every run must
 give the same cells, checked). The sweep's closed-form heads, the predictors and the
 bootstrap evaluation run on the CPU whatever trains the encoders, so their cost on a GPU
-machine is this cost (scaled by its cores). Transformer family members (and their snapshots) are stood in for by Gaussian
-matrices of the member's hidden size, seeded by the model name: the timings depend on the
-shapes, not the values, and the numbers the run produces mean nothing. Featurisers are
-computed for real (and cached). Everything is written under a temporary directory.
+machine is this cost (scaled by its cores). Transformer family members (and their
+snapshots) are stood in for by Gaussian matrices of the member's hidden size, seeded by
+the model name: the timings depend on the shapes, not the values, and the numbers the run
+produces mean nothing. Featurisers are computed for real (and cached). Everything is
+written under a temporary directory.
 """
 
 from __future__ import annotations

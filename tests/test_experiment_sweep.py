@@ -54,9 +54,8 @@ def test_sweep_ranks_synthetic_family_and_caches_cells(tmp_path):
 
 
 def test_cells_from_worker_processes_equal_cells_from_this_process(tmp_path, monkeypatch):
-    """Two spawned workers (memory-mapped representations, their own operator caches) give
-    every number of the in-process sweep exactly, with half the cells already on disk; the
-    scratch files are gone afterwards, and SGD heads stay in this process."""
+    """Two forked workers (their own operator caches) give every number of the in-process
+    sweep exactly, with a third of the cells already on disk; SGD heads stay in this process."""
     import json
 
     import molw2s.experiment.cell_workers as cell_workers

@@ -2,20 +2,18 @@
 
 Cells are independent, and each is many mid-sized dense problems (ridge solves,
 eigendecompositions) for which threaded BLAS mostly adds synchronisation, so the sweep
-runs its cells with one BLAS thread each: in this process, or spread over spawned worker
-processes. The representations reach the workers as memory-mapped ``.npy`` files written
-once per task; each worker keeps its own operator cache. A cell's numbers do not depend
-on where it ran (tested).
+runs its cells with one BLAS thread each: in this process, or spread over forked worker
+processes (on Linux) that inherit the representations without a copy and keep their own
+operator caches. A cell's numbers do not depend on where it ran (tested).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
 
-#: a task with fewer cells to compute runs them in this process (workers cost ~1 s to start)
+#: a task with fewer cells to compute runs them in this process
 PARALLEL_CELLS_FROM = 32
 
 _WORKER: dict[str, Any] = {}
@@ -42,14 +40,16 @@ def compute_cells(
     config: ExperimentConfig,
     *,
     jobs: int,
-    scratch: Path,
 ) -> Iterator[dict[str, Any]]:
     """:func:`~molw2s.experiment.cell.run_cell` of each (split, weak model) of ``cells``
-    against ``config.strong``, in order: in this process when ``jobs`` is 1 or there are
-    fewer than ``PARALLEL_CELLS_FROM`` cells, else in ``jobs`` spawned processes that read
-    the representations from files under ``scratch`` (removed afterwards)."""
+    against ``config.strong``, in order: in ``jobs`` forked worker processes on Linux when
+    there are at least ``PARALLEL_CELLS_FROM`` cells, else in this process.
+
+    Forked workers only run closed-form heads (numpy and scipy): callers keep cells that
+    train with torch (SGD heads, finetuned students) in this process (``jobs=1``).
+    """
     strong = config.strong
-    if jobs <= 1 or len(cells) < PARALLEL_CELLS_FROM:
+    if jobs <= 1 or len(cells) < PARALLEL_CELLS_FROM or sys.platform != "linux":
         operators = OperatorCache()
         with threadpool_limits(limits=1, user_api="blas"):
             for split, name in cells:
@@ -63,31 +63,20 @@ def compute_cells(
                     names=(name, strong),
                 )
         return
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch, prefix="representations-") as tmp:
-        files = {}
-        for i, name in enumerate(sorted({name for _, name in cells} | {strong})):
-            files[name] = Path(tmp) / f"{i}.npy"
-            np.save(files[name], np.asarray(representations[name]))
+    _WORKER.update(representations=representations, y=y, config=config)  # inherited by the fork
+    try:
         with ProcessPoolExecutor(
-            max_workers=min(jobs, len(cells)),
-            mp_context=get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(files, np.asarray(y), config),
+            max_workers=min(jobs, len(cells)), mp_context=get_context("fork"), initializer=_start_worker
         ) as pool:
             futures = [pool.submit(_worker_cell, split, name) for split, name in cells]
             for future in futures:
                 yield future.result()
+    finally:
+        _WORKER.clear()
 
 
-def _start_worker(files: dict[str, Path], y: np.ndarray, config: ExperimentConfig) -> None:
-    _WORKER.update(
-        representations={name: np.load(path, mmap_mode="r") for name, path in files.items()},
-        y=y,
-        config=config,
-        operators=OperatorCache(),
-        blas=threadpool_limits(limits=1, user_api="blas"),  # for the worker's lifetime
-    )
+def _start_worker() -> None:
+    _WORKER.update(operators=OperatorCache(), blas=threadpool_limits(limits=1, user_api="blas"))
 
 
 def _worker_cell(split: CellSplit, name: str) -> dict[str, Any]:

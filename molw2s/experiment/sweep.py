@@ -95,7 +95,6 @@ def sweep_task(
         y,
         config,
         jobs=jobs,
-        scratch=cells_dir,
     )
     ceilings: dict[int, np.ndarray] = {}
     bar = tqdm(total=len(todo), desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
