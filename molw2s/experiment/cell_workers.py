@@ -23,7 +23,7 @@ from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
 
 #: a task with fewer cells to compute runs them in this process
-PARALLEL_CELLS_FROM = 32
+PARALLEL_CELLS_FROM = 16
 
 _WORKER: dict[str, Any] = {}
 
