@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from molw2s.analysis.correlations import average_ranks, bootstrap_correlations, correlation, correlations_frame
+from molw2s.analysis.correlations import (
+    average_ranks,
+    average_ranks_rows,
+    batched_correlations,
+    bootstrap_correlations,
+    correlation,
+    correlations_frame,
+)
 
 
 def _table(n_models: int, n_seeds: int, slope: float, noise: float, seed: int = 0) -> pd.DataFrame:
@@ -104,3 +111,34 @@ def test_model_bootstrap_interval_contains_point_estimate_and_seed_resampling_wi
         assert both[method].ci_low <= models[method].ci_low
     with pytest.raises(ValueError, match="resample"):
         bootstrap_correlations(table, ["M"], ["err_w2s"], resample="cells")
+
+
+def test_batched_rows_equal_one_call_per_row_and_scipy_ranks():
+    rng = np.random.default_rng(4)
+    X, Y = np.round(rng.normal(size=(50, 9)) * 2) / 2, rng.normal(size=(50, 9))  # heavy ties in X
+    X[3] = 1.0  # a constant row: NaN
+    np.testing.assert_array_equal(average_ranks_rows(X), np.array([stats.rankdata(row) for row in X]))
+    for method in ("spearman", "kendall", "pearson"):
+        batched = batched_correlations(X, Y, method)
+        assert np.isnan(batched[3])
+        expected = [correlation(x, y, method) for x, y in zip(X, Y, strict=True)]
+        np.testing.assert_allclose(batched, expected, rtol=0, atol=1e-15)
+    assert np.isnan(batched_correlations(X[:, :1], Y[:, :1], "pearson")).all()
+
+
+def test_bootstrap_draws_the_same_resamples_as_a_plain_loop():
+    """The batched bootstrap equals the obvious loop: draw a resample of models, correlate
+    their seed means with scipy, repeat; percentile interval."""
+    table = _table(9, 3, slope=1.0, noise=0.4, seed=6)
+    got = {r.method: r for r in bootstrap_correlations(table, ["M"], ["err_w2s"], n_boot=300, seed=11)}
+    means = table.groupby("weak")[["M", "err_w2s"]].mean().to_numpy()
+    rng = np.random.default_rng(11)
+    draws = []
+    for _ in range(300):
+        sample = means[rng.integers(0, 9, size=9)]
+        draws.append([stats.spearmanr(sample[:, 0], sample[:, 1]).statistic, stats.pearsonr(*sample.T).statistic])
+    low, high = np.quantile(np.array(draws), [0.025, 0.975], axis=0)
+    assert got["spearman"].ci_low == pytest.approx(low[0], abs=1e-12)
+    assert got["spearman"].ci_high == pytest.approx(high[0], abs=1e-12)
+    assert got["pearson"].ci_low == pytest.approx(low[1], abs=1e-12)
+    assert got["pearson"].ci_high == pytest.approx(high[1], abs=1e-12)

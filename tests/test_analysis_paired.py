@@ -71,3 +71,46 @@ def test_paired_analysis_on_a_known_case():
     assert verdict(swapped["rho(err_w, err_w2s) - rho(M, err_w2s)"], "M", "Err_w") == "Err_w trails M"
     assert verdict(PairedStat("d", 0.1, -0.2, 0.4, 5), "Err_w") == "M and Err_w cannot be told apart"
     assert paired_analysis(_table(), predictor="M", baseline="err_w", measured="err_w2s", n_boot=300) == stats_
+
+
+def test_point_values_equal_independent_references_with_a_missing_cell():
+    """Every paired statistic against scipy / sklearn computed on the table directly; one
+    weak model lacks a seed's cell, so that seed's within-seed rho uses the other models."""
+    table = _table(n_models=9, n_seeds=3, seed=4)
+    table["err_w"] += 0.3 * table["M"]  # some relation to find
+    table = table.drop(index=table[(table["weak"] == "w2") & (table["seed"] == 1)].index)
+    got = {
+        p.statistic: p.value
+        for p in paired_analysis(table, predictor="M", baseline="err_w", measured="err_w2s", n_boot=0)
+    }
+    within = np.mean([stats.spearmanr(g["M"], g["err_w2s"]).statistic for _, g in table.groupby("seed")])
+    assert got["within-seed rho(M, err_w2s)"] == pytest.approx(within, abs=1e-12)
+    means = table.groupby("weak")[["M", "err_w", "err_w2s"]].mean()
+    r = {
+        k: stats.spearmanr(means[a], means[b]).statistic
+        for k, (a, b) in {"pm": ("M", "err_w2s"), "pb": ("M", "err_w"), "bm": ("err_w", "err_w2s")}.items()
+    }
+    partial = (r["pm"] - r["pb"] * r["bm"]) / np.sqrt((1 - r["pb"] ** 2) * (1 - r["bm"] ** 2))
+    assert got["partial rho(M, err_w2s | err_w)"] == pytest.approx(partial, abs=1e-12)
+    assert got["rho(M, err_w2s) - rho(err_w, err_w2s)"] == pytest.approx(r["pm"] - r["bm"], abs=1e-12)
+    ry, rb, ra = (stats.rankdata(means[c]) for c in ("err_w2s", "err_w", "M"))
+    both = LinearRegression().fit(np.column_stack([rb, ra]), ry).score(np.column_stack([rb, ra]), ry)
+    alone = LinearRegression().fit(rb[:, None], ry).score(rb[:, None], ry)
+    assert got["rank R^2 gain of M over err_w"] == pytest.approx(both - alone, abs=1e-12)
+
+
+def test_collinear_ranks_add_nothing():
+    rng = np.random.default_rng(2)
+    y, base = rng.normal(size=12), rng.normal(size=12)
+    assert rank_r2_gain(y, base, 3 * base + 1) == pytest.approx(0.0, abs=1e-12)  # same ranks: lstsq's answer
+
+
+def test_partial_spearman_is_undefined_when_the_baseline_explains_a_side():
+    """x ranked exactly like z leaves residuals of rounding noise; their correlation would be
+    noise (what a bootstrap resample of few distinct models often met), so it is NaN."""
+    rng = np.random.default_rng(5)
+    z = np.repeat(rng.normal(size=5), [1, 2, 1, 3, 1])  # ties, as in a resample drawn with replacement
+    y = rng.normal(size=len(z))
+    assert np.isnan(partial_spearman(z**3 + 1.0, y, z))
+    assert np.isnan(partial_spearman(y, -z, z))
+    assert np.isfinite(partial_spearman(y + z, rng.normal(size=len(z)), z))

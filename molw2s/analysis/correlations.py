@@ -50,52 +50,75 @@ def correlation(x: np.ndarray, y: np.ndarray, method: str) -> float:
     """Spearman, Kendall (tau-b) or Pearson correlation; NaN when either side is constant.
 
     Computed in numpy (the same values as ``scipy.stats``' ``spearmanr``, ``kendalltau``
-    and ``pearsonr``, tested), without scipy's per-call overhead: the bootstraps call this
-    hundreds of thousands of times on a few dozen points. Kendall forms every pair, so it
-    needs O(n^2) memory.
+    and ``pearsonr``, tested): one row of :func:`batched_correlations`.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-d of equal length, got {x.shape} and {y.shape}")
+    return float(batched_correlations(x[None], y[None], method)[0])
+
+
+def batched_correlations(X: np.ndarray, Y: np.ndarray, method: str) -> np.ndarray:
+    """The correlation of each row of ``X`` with the same row of ``Y`` (both (B, n)): a
+    bootstrap's resamples in one call instead of B calls. NaN for a row where either side
+    is constant or n < 2. Kendall forms every pair, so it needs O(B n^2) memory."""
     if method not in METHODS:
         raise ValueError(f"unknown correlation method {method!r}; choose from {', '.join(METHODS)}")
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
+    X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
+    out = np.full(len(X), np.nan)
+    if X.shape[1] < 2:
+        return out
+    ok = (np.ptp(X, axis=1) > 0) & (np.ptp(Y, axis=1) > 0)
+    X, Y = X[ok], Y[ok]
     if method == "spearman":
-        return _pearson(average_ranks(x), average_ranks(y))
-    if method == "kendall":
-        return _kendall_tau_b(x, y)
-    return _pearson(x, y)
+        out[ok] = _pearson_rows(average_ranks_rows(X), average_ranks_rows(Y))
+    elif method == "kendall":
+        out[ok] = _kendall_tau_b_rows(X, Y)
+    else:
+        out[ok] = _pearson_rows(X, Y)
+    return out
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks of ``x``, ties sharing their average rank (``scipy.stats.rankdata``)."""
-    n = len(x)
-    order = np.argsort(x, kind="mergesort")
-    ordered = x[order]
-    starts_group = np.empty(n, dtype=bool)
-    starts_group[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
-    starts = np.flatnonzero(starts_group)
-    ends = np.append(starts[1:], n)
-    ranks = np.empty(n)
-    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(starts_group) - 1]
+    ranks: np.ndarray = average_ranks_rows(np.asarray(x, dtype=float)[None])[0]
     return ranks
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    xc, yc = x - x.mean(), y - y.mean()
-    r = float(xc @ yc) / float(np.sqrt((xc @ xc) * (yc @ yc)))
-    return float(np.clip(r, -1.0, 1.0))
+def average_ranks_rows(X: np.ndarray) -> np.ndarray:
+    """:func:`average_ranks` of each row of ``X`` (B, n): a tie group at sorted positions
+    s..e-1 gets (s + e + 1) / 2."""
+    n = X.shape[1]
+    order = np.argsort(X, axis=1, kind="mergesort")
+    ordered = np.take_along_axis(X, order, axis=1)
+    starts = np.ones(X.shape, dtype=bool)
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts[:, 1:])
+    ends = np.ones(X.shape, dtype=bool)  # the last of its group
+    ends[:, :-1] = starts[:, 1:]
+    position = np.arange(n)
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    after = np.minimum.accumulate(np.where(ends, position + 1, n)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(X.shape)
+    np.put_along_axis(ranks, order, (first + after + 1) / 2.0, axis=1)
+    return ranks
 
 
-def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b: sum over pairs of sign(dx) sign(dy), over the square root of the
-    numbers of pairs untied in x and untied in y."""
-    i, j = np.triu_indices(len(x), 1)
-    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    return float(np.clip(float(sx @ sy) / float(np.sqrt((sx @ sx) * (sy @ sy))), -1.0, 1.0))
+def _pearson_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    xc, yc = X - X.mean(axis=1, keepdims=True), Y - Y.mean(axis=1, keepdims=True)
+    r = np.einsum("ij,ij->i", xc, yc) / np.sqrt(np.einsum("ij,ij->i", xc, xc) * np.einsum("ij,ij->i", yc, yc))
+    clipped: np.ndarray = np.clip(r, -1.0, 1.0)
+    return clipped
+
+
+def _kendall_tau_b_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b per row: sum over pairs of sign(dx) sign(dy), over the square root of
+    the numbers of pairs untied in x and untied in y."""
+    i, j = np.triu_indices(X.shape[1], 1)
+    sx, sy = np.sign(X[:, i] - X[:, j]), np.sign(Y[:, i] - Y[:, j])
+    tau = np.einsum("ij,ij->i", sx, sy) / np.sqrt(np.einsum("ij,ij->i", sx, sx) * np.einsum("ij,ij->i", sy, sy))
+    clipped: np.ndarray = np.clip(tau, -1.0, 1.0)
+    return clipped
 
 
 def bootstrap_correlations(
@@ -139,31 +162,35 @@ def cluster_bootstrap(
     n_boot: int,
     confidence: float,
     rng: np.random.Generator,
+    statistic_draws: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Percentile cluster bootstrap over weak models: (point, low, high, n_degenerate).
 
-    ``statistic(pick)`` maps an array of model indices (drawn with replacement) to a 1-D
-    array of values; the point estimate uses every model once. A resample whose values
-    are all undefined (NaN) is counted as degenerate and skipped. With fewer than 3
+    ``statistic(picks)`` maps a (B, n_models) array of model indices (each row drawn with
+    replacement) to a (B, k) array of values; the point estimate uses every model once.
+    The resamples are drawn one after another from ``rng`` and passed in one call, or, when
+    the statistic draws from ``rng`` itself (``statistic_draws``), one per call right after
+    each draw (so the stream of draws does not depend on the batching). A resample whose
+    values are all undefined (NaN) is counted as degenerate and skipped. With fewer than 3
     models no interval is drawn (NaN bounds).
     """
-    point = statistic(np.arange(n_models))
-    draws: list[np.ndarray] = []
-    degenerate = 0
-    if n_models >= 3:
-        for _ in range(n_boot):
-            values = statistic(rng.integers(0, n_models, size=n_models))
-            if not np.isfinite(values).any():
-                degenerate += 1
-                continue
-            draws.append(values)
+    point = statistic(np.arange(n_models)[None])[0]
+    k = len(point)
+    if n_models < 3 or n_boot == 0:
+        values = np.empty((0, k))
+    elif statistic_draws:
+        values = np.array([statistic(rng.integers(0, n_models, size=n_models)[None])[0] for _ in range(n_boot)])
+    else:
+        values = statistic(np.array([rng.integers(0, n_models, size=n_models) for _ in range(n_boot)]))
+    usable = np.isfinite(values).any(axis=1)
+    degenerate = int(len(values) - usable.sum())
+    values = values[usable]
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.full(len(point), np.nan), np.full(len(point), np.nan)
-    for k in range(len(point)):
-        column = np.asarray([d[k] for d in draws], dtype=float)
-        column = column[np.isfinite(column)]
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    for j in range(k):
+        column = values[:, j][np.isfinite(values[:, j])]
         if len(column):
-            low[k], high[k] = np.quantile(column, [alpha, 1 - alpha])
+            low[j], high[j] = np.quantile(column, [alpha, 1 - alpha])
     return point, low, high, degenerate
 
 
@@ -181,16 +208,18 @@ def _pair_correlations(
     n_rows = int(sum(len(g) for g in groups))
     means = np.array([g.mean(axis=0) for g in groups]) if groups else np.empty((0, 2))
 
-    def statistic(pick: np.ndarray) -> np.ndarray:
-        if len(pick) < 2:
-            return np.full(len(methods), np.nan)
-        full = len(pick) == n_models and np.array_equal(pick, np.arange(n_models))
-        sample = (
-            means[pick] if full or not resample_seeds else np.array([_resampled_mean(groups[i], rng) for i in pick])
-        )
-        return np.array([correlation(sample[:, 0], sample[:, 1], m) for m in methods])
+    def statistic(picks: np.ndarray) -> np.ndarray:
+        if picks.shape[1] < 2:
+            return np.full((len(picks), len(methods)), np.nan)
+        if resample_seeds and not np.array_equal(picks, np.arange(n_models)[None]):
+            sample = np.array([[_resampled_mean(groups[i], rng) for i in pick] for pick in picks])
+        else:
+            sample = means[picks]  # (B, n_models, 2)
+        return np.stack([batched_correlations(sample[..., 0], sample[..., 1], m) for m in methods], axis=1)
 
-    point, low, high, degenerate = cluster_bootstrap(n_models, statistic, n_boot=n_boot, confidence=confidence, rng=rng)
+    point, low, high, degenerate = cluster_bootstrap(
+        n_models, statistic, n_boot=n_boot, confidence=confidence, rng=rng, statistic_draws=resample_seeds
+    )
     return [
         Correlation(
             predictor,

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from molw2s.analysis.correlations import average_ranks, cluster_bootstrap, correlation
+from molw2s.analysis.correlations import average_ranks_rows, batched_correlations, cluster_bootstrap, correlation
+
+#: residual ranks this small against the ranks' spread count as fully explained (rounding noise)
+EXPLAINED = 1e-9
 
 
 @dataclass(frozen=True)
@@ -42,27 +45,63 @@ class PairedStat:
 def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     """Spearman correlation of x and y given z: the Pearson correlation of the ranks of x
     and y after the ranks of z are regressed out (NaN when undefined)."""
-    rx, ry, rz = (average_ranks(np.asarray(v, dtype=float)) for v in (x, y, z))
-    if len(rx) < 4 or np.ptp(rz) == 0:
-        return float("nan")
-    design = np.column_stack([np.ones_like(rz), rz])
-    res_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
-    res_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
-    return correlation(res_x, res_y, "pearson")
+    rows = (np.asarray(v, dtype=float)[None] for v in (x, y, z))
+    return float(_partial_spearman_rows(*rows)[0])
 
 
 def rank_r2_gain(y: np.ndarray, base: np.ndarray, added: np.ndarray) -> float:
     """R^2 of the ranks of y regressed on the ranks of (base, added) minus R^2 on base alone."""
-    ry, rb, ra = (average_ranks(np.asarray(v, dtype=float)) for v in (y, base, added))
-    if len(ry) < 4 or np.ptp(ry) == 0:
-        return float("nan")
-    return _r2(ry, np.column_stack([rb, ra])) - _r2(ry, rb[:, None])
+    rows = (np.asarray(v, dtype=float)[None] for v in (y, base, added))
+    return float(_rank_r2_gain_rows(*rows)[0])
 
 
-def _r2(y: np.ndarray, X: np.ndarray) -> float:
-    design = np.column_stack([np.ones(len(y)), X])
-    fitted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
-    return float(1.0 - np.sum((y - fitted) ** 2) / np.sum((y - y.mean()) ** 2))
+def _partial_spearman_rows(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """:func:`partial_spearman` of each row (a bootstrap's resamples at once): residuals of
+    the least-squares line on the ranks of z, in closed form."""
+    out = np.full(len(X), np.nan)
+    rz = _centered(average_ranks_rows(Z))
+    ok = (X.shape[1] >= 4) & (np.ptp(rz, axis=1) > 0)
+    if not ok.any():
+        return out
+    rz = rz[ok]
+    ranks = [_centered(average_ranks_rows(V[ok])) for V in (X, Y)]
+    res_x, res_y = (_residuals(r, rz) for r in ranks)
+    values = batched_correlations(res_x, res_y, "pearson")
+    # ranks that z explains exactly leave residuals of rounding noise: undefined, not noise's correlation
+    for r, res in zip(ranks, (res_x, res_y), strict=True):
+        values[np.ptp(res, axis=1) <= EXPLAINED * np.ptp(r, axis=1)] = np.nan
+    out[ok] = values
+    return out
+
+
+def _rank_r2_gain_rows(Y: np.ndarray, B: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """:func:`rank_r2_gain` of each row: least squares on centered ranks through the
+    pseudo-inverse (so collinear ranks give the one-regressor fit, as ``lstsq`` does)."""
+    out = np.full(len(Y), np.nan)
+    ry = _centered(average_ranks_rows(Y))
+    ok = (Y.shape[1] >= 4) & (np.ptp(ry, axis=1) > 0)
+    if not ok.any():
+        return out
+    ry, rb, ra = ry[ok], _centered(average_ranks_rows(B[ok])), _centered(average_ranks_rows(A[ok]))
+    total = np.einsum("ij,ij->i", ry, ry)
+    both = np.stack([rb, ra], axis=2)  # (rows, n, 2)
+    fitted_both = both @ (np.linalg.pinv(both) @ ry[..., None])
+    fitted_base = rb[..., None] @ (np.linalg.pinv(rb[..., None]) @ ry[..., None])
+    sse = ((ry[..., None] - fitted_both) ** 2).sum(axis=(1, 2)), ((ry[..., None] - fitted_base) ** 2).sum(axis=(1, 2))
+    out[ok] = (1.0 - sse[0] / total) - (1.0 - sse[1] / total)
+    return out
+
+
+def _centered(X: np.ndarray) -> np.ndarray:
+    centered: np.ndarray = X - X.mean(axis=1, keepdims=True)
+    return centered
+
+
+def _residuals(V: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Residuals of each centered row of V after its least-squares line on the centered Z."""
+    slope = np.einsum("ij,ij->i", V, Z) / np.einsum("ij,ij->i", Z, Z)
+    residuals: np.ndarray = V - slope[:, None] * Z
+    return residuals
 
 
 def paired_analysis(
@@ -87,16 +126,17 @@ def paired_analysis(
     per_seed = {c: wide[c].to_numpy(float) for c in cols}  # (n_models, n_seeds), NaN where a cell is missing
     means = {c: np.nanmean(v, axis=1) for c, v in per_seed.items()}
 
-    def statistic(pick: np.ndarray) -> np.ndarray:
-        p, b, m = (means[c][pick] for c in cols)
-        return np.array(
+    def statistic(picks: np.ndarray) -> np.ndarray:
+        p, b, m = (means[c][picks] for c in cols)  # (resamples, models)
+        return np.stack(
             [
-                _within_seed(per_seed[predictor][pick], per_seed[measured][pick]),
-                _within_seed(per_seed[baseline][pick], per_seed[measured][pick]),
-                partial_spearman(p, m, b),
-                rank_r2_gain(m, b, p),
-                correlation(p, m, "spearman") - correlation(b, m, "spearman"),
-            ]
+                _within_seed(per_seed[predictor][picks], per_seed[measured][picks]),
+                _within_seed(per_seed[baseline][picks], per_seed[measured][picks]),
+                _partial_spearman_rows(p, m, b),
+                _rank_r2_gain_rows(m, b, p),
+                batched_correlations(p, m, "spearman") - batched_correlations(b, m, "spearman"),
+            ],
+            axis=1,
         )
 
     names = [
@@ -111,15 +151,24 @@ def paired_analysis(
     return [PairedStat(n, float(v), float(lo), float(hi), len(models)) for n, v, lo, hi in zip(names, point, low, high)]
 
 
-def _within_seed(predictor: np.ndarray, measured: np.ndarray) -> float:
-    """Mean over seeds (columns) of the Spearman correlation across models (rows)."""
-    rhos = []
-    for k in range(predictor.shape[1]):
-        ok = np.isfinite(predictor[:, k]) & np.isfinite(measured[:, k])
-        if ok.sum() >= 2:
-            rhos.append(correlation(predictor[ok, k], measured[ok, k], "spearman"))
-    finite = [r for r in rhos if np.isfinite(r)]
-    return float(np.mean(finite)) if finite else float("nan")
+def _within_seed(predictor: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Per resample (axis 0), the mean over seeds (axis 2) of the Spearman correlation across
+    models (axis 1), over the models that have both values in that seed; NaN if none is defined."""
+    n_rows, _, n_seeds = predictor.shape
+    rhos = np.full((n_rows, n_seeds), np.nan)
+    for k in range(n_seeds):
+        x, y = predictor[:, :, k], measured[:, :, k]
+        ok = np.isfinite(x) & np.isfinite(y)
+        complete = ok.all(axis=1)
+        rhos[complete, k] = batched_correlations(x[complete], y[complete], "spearman")
+        for row in np.flatnonzero(~complete & (ok.sum(axis=1) >= 2)):  # a model without this seed's cell
+            rhos[row, k] = correlation(x[row, ok[row]], y[row, ok[row]], "spearman")
+    finite = np.isfinite(rhos)
+    counts = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means: np.ndarray = np.where(finite, rhos, 0.0).sum(axis=1) / counts
+    means[counts == 0] = np.nan
+    return means
 
 
 def verdict(difference: PairedStat, baseline: str, predictor: str = "M") -> str:
