@@ -272,8 +272,8 @@ def embed_task(
     """(n_molecules, d) float32 representations of ``task`` (a Task or a task name).
 
     ``encoder_spec``: a spec string (see the module docstring) or an encoder; ``pooling``,
-    ``layer``, ``batch_size`` and ``precision`` apply to spec strings of checkpoints (pass
-    one encoder to embed several tasks with one loaded model). Cached: see
+    ``layer``, ``batch_size`` and ``precision`` apply to spec strings of checkpoints (see
+    :func:`embed_tasks` for several tasks with one loaded model). Cached: see
     :func:`compute_task_embedding`.
     """
     from molw2s.data.tasks import load_task
@@ -285,6 +285,23 @@ def embed_task(
     )
     loaded = load_task(task, data_dir=data_dir) if isinstance(task, str) else task
     return compute_task_embedding(encoder, loaded, cache=cache, progress=progress).values
+
+
+def embed_tasks(
+    encoder_spec: str,
+    tasks: Sequence[Task],
+    *,
+    pooling: Pooling = "cls",
+    layer: int = -1,
+    batch_size: int = 64,
+    precision: Precision = "float32",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Representations of every task by one encoder, by task name: a checkpoint is loaded
+    and hashed once for all of them (and released with the encoder afterwards). Cached as
+    :func:`embed_task`."""
+    encoder = parse_encoder_spec(encoder_spec, pooling=pooling, layer=layer, batch_size=batch_size, precision=precision)
+    return {task.name: compute_task_embedding(encoder, task, progress=progress).values for task in tasks}
 
 
 def compute_task_embedding(

@@ -48,20 +48,11 @@ def compute_cells(
     Forked workers only run closed-form heads (numpy and scipy): callers keep cells that
     train with torch (SGD heads, finetuned students) in this process (``jobs=1``).
     """
-    strong = config.strong
     if jobs <= 1 or len(cells) < PARALLEL_CELLS_FROM or sys.platform != "linux":
         operators = OperatorCache()
         with threadpool_limits(limits=1, user_api="blas"):
             for split, name in cells:
-                yield run_cell(
-                    representations[name],
-                    representations[strong],
-                    y,
-                    split,
-                    config,
-                    operators=operators,
-                    names=(name, strong),
-                )
+                yield _cell(representations, y, config, operators, split, name)
         return
     _WORKER.update(representations=representations, y=y, config=config)  # inherited by the fork
     try:
@@ -80,13 +71,24 @@ def _start_worker() -> None:
 
 
 def _worker_cell(split: CellSplit, name: str) -> dict[str, Any]:
-    reps, config = _WORKER["representations"], _WORKER["config"]
+    return _cell(_WORKER["representations"], _WORKER["y"], _WORKER["config"], _WORKER["operators"], split, name)
+
+
+def _cell(
+    representations: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    config: ExperimentConfig,
+    operators: OperatorCache,
+    split: CellSplit,
+    name: str,
+) -> dict[str, Any]:
+    """One cell of weak model ``name`` against ``config.strong``, sharing ``operators``."""
     return run_cell(
-        reps[name],
-        reps[config.strong],
-        _WORKER["y"],
+        representations[name],
+        representations[config.strong],
+        y,
         split,
         config,
-        operators=_WORKER["operators"],
+        operators=operators,
         names=(name, config.strong),
     )

@@ -28,7 +28,7 @@ from molw2s.analysis.document import Document
 from molw2s.analysis.plots import save_figure
 from molw2s.data.prepare import load_task_spec, split_task_seeds
 from molw2s.data.tasks import Task
-from molw2s.encoders.embed import embed_task, parse_encoder_spec
+from molw2s.encoders.embed import embed_tasks
 from molw2s.errors import ConfigError, DataError
 from molw2s.experiment.cell import CellSplit, check_cell_sizes
 from molw2s.experiment.config import MulticapConfig
@@ -57,12 +57,21 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
     tasks = [load_task_spec(spec, data_dir=config.data_dir, strict=config.strict) for spec in config.tasks]
     splits = {t.name: _splits(t, config) for t in tasks}
     emb = config.embedding
-    reps = {}
-    for name, spec in specs.items():  # one encoder (one loaded checkpoint) per model, for every task
-        encoder = parse_encoder_spec(
-            spec, pooling=emb.pooling, layer=emb.layer, batch_size=emb.batch_size, precision=emb.precision
-        )
-        reps[name] = {t.name: embed_task(encoder, t, progress=progress).astype(np.float64) for t in tasks}
+    reps = {
+        name: {
+            task: values.astype(np.float64)
+            for task, values in embed_tasks(
+                spec,
+                tasks,
+                pooling=emb.pooling,
+                layer=emb.layer,
+                batch_size=emb.batch_size,
+                precision=emb.precision,
+                progress=progress,
+            ).items()
+        }
+        for name, spec in specs.items()
+    }
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in config.experiments}
     # Many small dense problems (heads, PCA, students): threaded BLAS only adds synchronisation,
     # e.g. a 160 x 256 SVD takes 1.5 s instead of 5 ms with 2 threads on a busy 2-core machine.

@@ -18,7 +18,7 @@ import yaml
 from molw2s.data.tasks import Task
 from molw2s.encoders.controlled import add_noise, mix, random_subspace
 from molw2s.encoders.coverage import coverage_lines
-from molw2s.encoders.embed import Pooling, embed_task
+from molw2s.encoders.embed import Pooling, embed_task, embed_tasks
 from molw2s.errors import ConfigError
 from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
@@ -103,16 +103,20 @@ def embed_plans(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Representations per task name and model name. Model by model: one encoder (one
     loaded checkpoint) embeds every task, and is released before the next is loaded."""
-    from molw2s.encoders.embed import parse_encoder_spec
-
     emb = config.embedding
     out: dict[str, dict[str, np.ndarray]] = {task.name: {} for task in tasks}
     for name, plan in plans.items():
-        encoder = parse_encoder_spec(
-            plan.spec, pooling=plan.pooling, layer=plan.layer, batch_size=emb.batch_size, precision=emb.precision
+        reps = embed_tasks(
+            plan.spec,
+            tasks,
+            pooling=plan.pooling,
+            layer=plan.layer,
+            batch_size=emb.batch_size,
+            precision=emb.precision,
+            progress=progress,
         )
-        for task in tasks:
-            out[task.name][name] = embed_task(encoder, task, progress=progress)
+        for task_name, values in reps.items():
+            out[task_name][name] = values
     return out
 
 
