@@ -21,6 +21,7 @@ from molw2s.finetuning import trainer
 from molw2s.finetuning.baselines import fit_baseline
 from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
+from molw2s.training import make_adamw
 
 FAST = FinetuneSettings(epochs=6, batch_size=16, lr=2e-3, warmup_frac=0.0, patience=None, dropout=0.0, device="cpu")
 
@@ -275,3 +276,63 @@ def test_each_output_needs_two_varying_training_labels(model_dir, task):
         finetune_regressor(model_dir, flat, valid, FAST)
     with pytest.raises(DataError, match="output indices"):
         LabelledSmiles.of(["CCO", "CCN"], [1.0, 2.0], [0])
+
+
+def test_resume_restores_the_cuda_rng_states_it_saved(model_dir, task, tmp_path, monkeypatch):
+    """On a GPU, dropout draws from the CUDA generators: their states are saved with each
+    epoch and restored on resume (CUDA simulated on the CPU: two devices with known states)."""
+    train, valid = _parts(task, 48, 16)
+    settings = FAST.model_copy(update={"epochs": 2})
+    states = [torch.arange(8, dtype=torch.uint8), torch.arange(8, 16, dtype=torch.uint8)]
+    restored: list[list[torch.Tensor]] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in states])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    real_save = trainer._save_state
+
+    def save_then_die(path, **state):
+        real_save(path, **state)
+        raise KeyboardInterrupt  # killed right after epoch 1 was saved
+
+    monkeypatch.setattr(trainer, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_regressor(model_dir, train, valid, settings, seed=0, state_dir=tmp_path)
+    saved = torch.load(tmp_path / trainer.STATE_FILE, weights_only=True)["rng"]
+    assert sorted(saved) == ["torch_cpu", "torch_cuda0", "torch_cuda1"]
+    assert all(torch.equal(saved[f"torch_cuda{i}"], s) for i, s in enumerate(states))
+    monkeypatch.setattr(trainer, "_save_state", real_save)
+    finetune_regressor(model_dir, train, valid, settings, seed=0, state_dir=tmp_path)
+    assert len(restored) == 1
+    assert all(torch.equal(a, b) for a, b in zip(restored[0], states, strict=True))
+
+
+def test_a_training_step_does_not_wait_for_the_device(model_dir, task, monkeypatch):
+    """No host sync in a finetuning step (the losses are checked once per epoch): no tensor
+    is turned into a Python bool, number or list. The encoder is stubbed (embeddings, mean,
+    head) so that only the trainer's code is watched; AdamW is the fused one CUDA uses."""
+    train, valid = _parts(task, 32, 8)
+
+    def stub_forward(self, input_ids, attention_mask):
+        hidden = self.encoder.embeddings.word_embeddings(input_ids) * attention_mask[..., None]
+        return self.head(self.dropout(hidden.sum(1)))
+
+    monkeypatch.setattr(trainer.RegressionModel, "forward", stub_forward)
+    monkeypatch.setattr(trainer, "make_adamw", lambda model, **kw: make_adamw(model, **{**kw, "fused": True}))
+    run = trainer.RegressorTrainer(model_dir, train, valid, FAST, anchor=0.1)
+    rows = np.arange(16)
+    run.train_step(rows)  # warm-up: lazy initialisation may inspect values once
+    calls: list[str] = []
+    for name in ("__bool__", "item", "__float__", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _name=name, _real=real):
+            calls.append(_name)
+            return _real(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    before = [p.detach().clone() for p in run.model.parameters()]
+    loss = run.train_step(rows)
+    monkeypatch.undo()
+    assert calls == []
+    assert loss.requires_grad is False and loss.ndim == 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, run.model.parameters(), strict=True))

@@ -19,7 +19,7 @@ from molw2s.errors import ConfigError
 from molw2s.pretraining.config import FamilyConfig, load_family_config
 from molw2s.pretraining.masking import mask_tokens
 from molw2s.pretraining.metrics import pooled_r2, unigram_baseline
-from molw2s.pretraining.trainer import lr_factor
+from molw2s.training import lr_factor
 
 SIZE = ModelSizeConfig(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32)
 STATS = PhysChemStats(names=["a", "b", "c"], mean=[0.0, 1.0, 2.0], std=[1.0, 2.0, 3.0], clip=5.0)

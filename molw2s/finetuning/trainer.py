@@ -10,11 +10,14 @@ each output's MSE; one output: the plain MSE). The validation score that picks t
 epoch is the same mean over outputs of the validation MSE in standardised units.
 
 One epoch = one pass over the training part in an order drawn from ``(seed, epoch)``;
-dropout draws from torch's generator seeded with ``seed`` and saved with the state, so a
-run killed between epochs resumes from ``state_dir`` and ends with the same weights as an
-uninterrupted one. Validation errors and every prediction are in the labels' original
-units. Losses stay on the device during an epoch and are checked once per epoch: a
-non-finite loss stops training with the step where it happened, keeping the last good state.
+dropout draws from torch's generators seeded with ``seed``, whose states (CPU and every
+CUDA device) are saved with the state, so a run killed between epochs resumes from
+``state_dir`` and ends with the same weights as an uninterrupted one. Validation errors and
+every prediction are in the labels' original units. Losses stay on the device during an
+epoch and are checked once per epoch: a non-finite loss stops training with the step where
+it happened, keeping the last good state. On CUDA, batches go through pinned memory and are
+copied without waiting; nothing in a training step waits for the device. AdamW and its
+schedule: :mod:`molw2s.training`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from molw2s.errors import DataError, TrainingError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.finetuning.model import RegressionModel
 from molw2s.io import array_digest, atomic_path, content_hash, file_digest
-from molw2s.tracking import NullLogger, Tracking, open_logger
+from molw2s.tracking import NullLogger, ScalarLogger, Tracking, open_logger
+from molw2s.training import make_adamw, restore_torch_rng, torch_rng_state, warmup_decay_schedule
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -135,143 +139,240 @@ def finetune_regressor(
     training loss, validation RMSE and learning rate go to ``tracking``
     (:mod:`molw2s.tracking`) there.
     """
-    settings = settings or FinetuneSettings()
-    seed = settings.seed if seed is None else seed
-    n_outputs = _check_parts(train, valid, start_from)
-    if start_from is None:
-        mean, std = _label_stats(train, n_outputs)
-    else:
-        mean, std = start_from.label_mean.copy(), start_from.label_std.copy()
-    torch.manual_seed(seed)
-    encoder, tokenizer = load_encoder(checkpoint)
-    model = RegressionModel(encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=n_outputs)
-    if start_from is not None:
-        model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
-    model.freeze(settings.freeze)
-    device = resolve_device(settings.device)
-    model.to(device)
-    anchors = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad} if anchor > 0 else {}
-    bf16 = settings.bf16 and device.type == "cuda"
-    max_length = encoder.config.max_position_embeddings
-    train_ids = encode_smiles(tokenizer, train.smiles, max_length=max_length).ids
-    valid_ids = encode_smiles(tokenizer, valid.smiles, max_length=max_length).ids
-    targets = torch.as_tensor((train.y - mean[train.output]) / std[train.output], dtype=torch.float32)
-    weights = torch.as_tensor(output_weights(train.output), dtype=torch.float32)
-    outputs = torch.as_tensor(train.output)
-
-    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
-    optimizer = _optimizer(model, settings, device)
-    scheduler = _schedule(optimizer, settings, steps_per_epoch)
-    key = content_hash(
-        "finetune-v2",
-        _checkpoint_digest(checkpoint),
-        settings.model_dump(),
-        seed,
-        [train.smiles, train.y, train.output],
-        [valid.smiles, valid.y, valid.output],
-        None if start_from is None else [_weights_digest(start_from.model), mean, std],
-        anchor,
+    run = RegressorTrainer(
+        checkpoint,
+        train,
+        valid,
+        settings or FinetuneSettings(),
+        seed=seed,
+        start_from=start_from,
+        anchor=anchor,
+        state_dir=state_dir,
     )
-    state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
-    state = _load_state(state_path, key)
-    history: list[dict[str, float]] = []
-    best: dict[str, torch.Tensor] = {}
-    best_epoch, best_score, stale, start = 0, math.inf, 0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        history, best = state["history"], state["best"]
-        best_epoch, best_score, stale, start = state["best_epoch"], state["best_score"], state["stale"], state["epoch"]
-        log.info("resuming finetuning after epoch %d from %s", start, state_path)
-    pad_id = tokenizer.pad_token_id
-    from tqdm.auto import tqdm
-
-    stopped_early = state is not None and state["stopped"]
-    remaining = range(start, start if stopped_early else settings.epochs)
-    bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not progress, leave=False)
+    start = run.resume()
     tracker = NullLogger() if log_dir is None else open_logger(tracking, log_dir, start_step=start + 1)
     try:
-        for epoch in bar:
-            model.train()
-            order = np.random.default_rng([seed, epoch]).permutation(len(train))
-            losses = []
-            for b in range(steps_per_epoch):
-                rows = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-                ids, attention = pad_batch([train_ids[i] for i in rows], pad_id)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    pred = model(ids.to(device, non_blocking=True), attention.to(device, non_blocking=True))
-                loss = masked_mse(
-                    pred.float(),
-                    outputs[rows].to(device, non_blocking=True),
-                    targets[rows].to(device, non_blocking=True),
-                    weights[rows].to(device, non_blocking=True),
-                )
-                if anchors:
-                    pull = sum(torch.sum((p - anchors[n]) ** 2) for n, p in model.named_parameters() if n in anchors)
-                    loss = loss + anchor * pull
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                if settings.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.detach())
-            epoch_losses = torch.stack(losses).float().cpu()
-            if not torch.isfinite(epoch_losses).all():
-                first = int((~torch.isfinite(epoch_losses)).nonzero()[0])
-                kept = (
-                    f"the state after epoch {epoch} is kept in {state_path}"
-                    if state_path is not None and state_path.is_file()
-                    else "no finished epoch was saved"
-                )
-                raise TrainingError(
-                    f"finetuning diverged: non-finite loss at step {epoch * steps_per_epoch + first + 1} "
-                    f"(epoch {epoch + 1}, batch {first + 1}); {kept}. Lower training.lr or check the labels."
-                )
-            raw = _predict_standardised(model, valid_ids, pad_id, device, bf16, 2 * settings.batch_size)
-            score, rmse = _validation(raw, valid, mean, std)
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": float(epoch_losses.mean()),
-                    **rmse,
-                    **({"valid_score": score} if n_outputs > 1 else {}),
-                    "lr": float(scheduler.get_last_lr()[0]),
-                }
-            )
-            bar.set_postfix(valid_score=f"{score:.3f}")
-            tracker.log_scalars(epoch + 1, {f"finetune/{k}": v for k, v in history[-1].items() if k != "epoch"})
-            if score < best_score:
-                best_score, best_epoch, stale = score, epoch + 1, 0
-                best = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            stopped_early = settings.patience is not None and stale >= settings.patience
-            if state_path is not None:
-                _save_state(
-                    state_path,
-                    key=key,
-                    epoch=epoch + 1,
-                    stopped=stopped_early,
-                    model=model.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
-                    rng=torch.get_rng_state(),
-                    history=history,
-                    best=best,
-                    best_epoch=best_epoch,
-                    best_score=best_score,
-                    stale=stale,
-                )
-            if stopped_early:
-                break
+        run.train(tracker, progress=progress)
     finally:
         tracker.close()
-    model.load_state_dict(best)
-    model.eval()
-    return FinetunedRegressor(model, tokenizer, mean, std, device, bf16, best_epoch, stopped_early, history)
+    return run.result()
+
+
+class RegressorTrainer:
+    """Finetunes one regression model (the steps of :func:`finetune_regressor`, its entry
+    point): setup here, :meth:`resume`, :meth:`train` (epochs of :meth:`train_step`, each
+    checked for a finite loss, validated and saved), :meth:`result`."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        train: LabelledSmiles,
+        valid: LabelledSmiles,
+        settings: FinetuneSettings,
+        *,
+        seed: int | None = None,
+        start_from: FinetunedRegressor | None = None,
+        anchor: float = 0.0,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        self.settings, self.train_part, self.valid_part, self.anchor = settings, train, valid, anchor
+        self.seed = settings.seed if seed is None else seed
+        self.n_outputs = _check_parts(train, valid, start_from)
+        if start_from is None:
+            self.mean, self.std = _label_stats(train, self.n_outputs)
+        else:
+            self.mean, self.std = start_from.label_mean.copy(), start_from.label_std.copy()
+        torch.manual_seed(self.seed)
+        encoder, self.tokenizer = load_encoder(checkpoint)
+        self.model = RegressionModel(
+            encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=self.n_outputs
+        )
+        if start_from is not None:
+            self.model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
+        self.model.freeze(settings.freeze)
+        self.device = resolve_device(settings.device)
+        self.model.to(self.device)
+        self.anchors = (
+            {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad} if anchor > 0 else {}
+        )
+        self.bf16 = settings.bf16 and self.device.type == "cuda"
+        self.pad_id: int = self.tokenizer.pad_token_id
+        max_length = encoder.config.max_position_embeddings
+        self.train_ids = encode_smiles(self.tokenizer, train.smiles, max_length=max_length).ids
+        self.valid_ids = encode_smiles(self.tokenizer, valid.smiles, max_length=max_length).ids
+        self.targets = torch.as_tensor(
+            (train.y - self.mean[train.output]) / self.std[train.output], dtype=torch.float32
+        )
+        self.weights = torch.as_tensor(output_weights(train.output), dtype=torch.float32)
+        self.outputs = torch.as_tensor(train.output)
+        self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+        total = settings.epochs * self.steps_per_epoch
+        self.optimizer = make_adamw(
+            self.model, lr=settings.lr, weight_decay=settings.weight_decay, fused=self.device.type == "cuda"
+        )
+        self.scheduler = warmup_decay_schedule(self.optimizer, total=total, warmup=int(settings.warmup_frac * total))
+        self.key = content_hash(
+            "finetune-v3",
+            _checkpoint_digest(checkpoint),
+            settings.model_dump(),
+            self.seed,
+            [train.smiles, train.y, train.output],
+            [valid.smiles, valid.y, valid.output],
+            None if start_from is None else [_weights_digest(start_from.model), self.mean, self.std],
+            anchor,
+        )
+        self.state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
+        self.epoch = 0  # epochs finished
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, torch.Tensor] = {}
+        self.best_epoch, self.best_score, self.stale, self.stopped_early = 0, math.inf, 0, False
+
+    # -- the saved state ------------------------------------------------------------------
+    def resume(self) -> int:
+        """Load the state saved for exactly these inputs (model, optimiser, schedule, torch's
+        CPU and CUDA RNG, history, best epoch), if any; return the epochs it finished."""
+        state = _load_state(self.state_path, self.key)
+        if state is None:
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_torch_rng(state["rng"])
+        self.history, self.best = state["history"], state["best"]
+        self.best_epoch, self.best_score, self.stale = state["best_epoch"], state["best_score"], state["stale"]
+        self.epoch, self.stopped_early = state["epoch"], state["stopped"]
+        log.info("resuming finetuning after epoch %d from %s", self.epoch, self.state_path)
+        return self.epoch
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            _save_state(
+                self.state_path,
+                key=self.key,
+                epoch=self.epoch,
+                stopped=self.stopped_early,
+                model=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                rng=torch_rng_state(),
+                history=self.history,
+                best=self.best,
+                best_epoch=self.best_epoch,
+                best_score=self.best_score,
+                stale=self.stale,
+            )
+
+    # -- the loop -------------------------------------------------------------------------
+    def train(self, tracker: ScalarLogger, *, progress: bool = False) -> None:
+        """Run (or resume) the remaining epochs until ``settings.epochs`` or early stopping."""
+        from tqdm.auto import tqdm
+
+        remaining = range(self.epoch, self.epoch if self.stopped_early else self.settings.epochs)
+        bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not progress, leave=False)
+        for epoch in bar:
+            losses = self._train_epoch(epoch)
+            score = self._end_epoch(losses)
+            bar.set_postfix(valid_score=f"{score:.3f}")
+            tracker.log_scalars(self.epoch, {f"finetune/{k}": v for k, v in self.history[-1].items() if k != "epoch"})
+            self._save()
+            if self.stopped_early:
+                break
+
+    def _train_epoch(self, epoch: int) -> torch.Tensor:
+        """The epoch's losses (float32, on the CPU), after checking they are finite: the only
+        wait for the device in an epoch."""
+        self.model.train()
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train_part))
+        size = self.settings.batch_size
+        losses = torch.stack([self.train_step(order[b * size : (b + 1) * size]) for b in range(self.steps_per_epoch)])
+        return self._checked(losses.float().cpu(), epoch)
+
+    def train_step(self, rows: np.ndarray) -> torch.Tensor:
+        """One update on the training molecules ``rows``; returns the detached loss, left on
+        the device (nothing here waits for it)."""
+        ids, attention = pad_batch([self.train_ids[i] for i in rows], self.pad_id)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            pred = self.model(self._to_device(ids), self._to_device(attention))
+        loss = masked_mse(
+            pred.float(),
+            self._to_device(self.outputs[rows]),
+            self._to_device(self.targets[rows]),
+            self._to_device(self.weights[rows]),
+        )
+        if self.anchors:
+            pull = sum(
+                torch.sum((p - self.anchors[n]) ** 2) for n, p in self.model.named_parameters() if n in self.anchors
+            )
+            loss = loss + self.anchor * pull
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if self.settings.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the training device: through pinned memory, without waiting, on CUDA."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _checked(self, losses: torch.Tensor, epoch: int) -> torch.Tensor:
+        """``losses``, or a :class:`TrainingError` naming the first non-finite step."""
+        if torch.isfinite(losses).all():
+            return losses
+        first = int((~torch.isfinite(losses)).nonzero()[0])
+        kept = (
+            f"the state after epoch {epoch} is kept in {self.state_path}"
+            if self.state_path is not None and self.state_path.is_file()
+            else "no finished epoch was saved"
+        )
+        raise TrainingError(
+            f"finetuning diverged: non-finite loss at step {epoch * self.steps_per_epoch + first + 1} "
+            f"(epoch {epoch + 1}, batch {first + 1}); {kept}. Lower training.lr or check the labels."
+        )
+
+    def _end_epoch(self, losses: torch.Tensor) -> float:
+        """Validate after an epoch: record its history entry, keep the best weights, count
+        epochs without improvement; return the validation score."""
+        raw = _predict_standardised(
+            self.model, self.valid_ids, self.pad_id, self.device, self.bf16, 2 * self.settings.batch_size
+        )
+        score, rmse = _validation(raw, self.valid_part, self.mean, self.std)
+        self.epoch += 1
+        self.history.append(
+            {
+                "epoch": self.epoch,
+                "train_loss": float(losses.mean()),
+                **rmse,
+                **({"valid_score": score} if self.n_outputs > 1 else {}),
+                "lr": float(self.scheduler.get_last_lr()[0]),
+            }
+        )
+        if score < self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, self.epoch, 0
+            self.best = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            self.stale += 1
+        self.stopped_early = self.settings.patience is not None and self.stale >= self.settings.patience
+        return score
+
+    def result(self) -> FinetunedRegressor:
+        """The model with the best epoch's weights, in evaluation mode."""
+        self.model.load_state_dict(self.best)
+        self.model.eval()
+        return FinetunedRegressor(
+            self.model,
+            self.tokenizer,
+            self.mean,
+            self.std,
+            self.device,
+            self.bf16,
+            self.best_epoch,
+            self.stopped_early,
+            self.history,
+        )
 
 
 def output_weights(output: np.ndarray) -> np.ndarray:
@@ -341,32 +442,6 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return content_hash(
         [[name, array_digest(t.detach().float().cpu().numpy())] for name, t in model.state_dict().items()]
     )
-
-
-def _optimizer(model: RegressionModel, settings: FinetuneSettings, device: torch.device) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and LayerNorm weights (the BERT convention)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=settings.lr, fused=device.type == "cuda")
-
-
-def _schedule(
-    optimizer: torch.optim.Optimizer, settings: FinetuneSettings, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over ``warmup_frac`` of all steps, then linear decay to zero."""
-    total = settings.epochs * steps_per_epoch
-    warmup = int(settings.warmup_frac * total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _predict_standardised(

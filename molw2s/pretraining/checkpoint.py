@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from molw2s.encoders.model_files import MODEL_FILE, save_model
 from molw2s.io import verify_dir, write_verified_dir
+from molw2s.training import restore_torch_rng, torch_rng_state
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -90,9 +91,7 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, 
 
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """This process's RNG states: torch (CPU, CUDA) as tensors, python and numpy as JSON."""
-    tensors = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors.update({f"torch_cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    tensors = torch_rng_state()
     state = np.random.get_state(legacy=True)
     assert isinstance(state, tuple)  # the global RandomState is an MT19937, whose legacy state is a tuple
     kind, keys, pos, has_gauss, cached = state
@@ -106,10 +105,7 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+    restore_torch_rng(tensors)
     kind, keys, pos, has_gauss, cached = meta["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, pstate, gauss = meta["python"]

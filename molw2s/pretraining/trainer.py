@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,21 +34,11 @@ from molw2s.pretraining.distributed import DistContext, init_distributed
 from molw2s.pretraining.evaluation import evaluate
 from molw2s.pretraining.loader import Batch, BatchOrder, StepBatches, StepLayout, batch_stream, default_workers
 from molw2s.tracking import LOG_DIR, NullLogger, ScalarLogger, Tracking, finite_scalars, open_logger
+from molw2s.training import make_adamw, warmup_decay_schedule
 
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
-
-
-def lr_factor(step: int, *, total: int, warmup: int, decay: str, min_ratio: float) -> float:
-    """Multiplier of the peak learning rate for update ``step`` (0-based)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if decay == "constant" or total <= warmup:
-        return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
-    shape = 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-    return min_ratio + (1.0 - min_ratio) * shape
 
 
 def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBertForPretraining:
@@ -63,17 +52,6 @@ def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBe
     )
     torch.manual_seed(seed)
     return MolBertForPretraining(config)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, *, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and LayerNorm weights (as in BERT); ``fused``: one
-    kernel for the whole update (CUDA)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
 
 
 def autocast_context(device: torch.device, cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
@@ -168,12 +146,20 @@ class MemberTrainer:
         self.autocast = autocast_context(device, train)
         self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
         self.net: torch.nn.Module = self.model  # DDP-wrapped / compiled by wrap_model()
-        self.optimizer = make_optimizer(self.model, train, fused=device.type == "cuda")
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+        self.optimizer = make_adamw(
+            self.model,
+            lr=train.lr,
+            weight_decay=train.weight_decay,
+            betas=train.betas,
+            eps=train.eps,
+            fused=device.type == "cuda",
+        )
+        self.scheduler = warmup_decay_schedule(
             self.optimizer,
-            lambda s: lr_factor(
-                s, total=member.steps, warmup=train.warmup_steps, decay=train.decay, min_ratio=train.min_lr_ratio
-            ),
+            total=member.steps,
+            warmup=train.warmup_steps,
+            decay=train.decay,
+            min_ratio=train.min_lr_ratio,
         )
         self.step = 0
         self.history: list[dict[str, Any]] = []
