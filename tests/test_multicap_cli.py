@@ -98,12 +98,27 @@ def test_multicap_cli_resumes_from_its_cells(same_cache):
         (["tasks=[nci_logp]", "splits.n_weak=4000", "splits.n_strong=1000"], "capability nci_logp"),
         (["tasks=[nci_logp]", "selection.fractions=[0.5,1.5]"], "(0, 1]"),
         (["tasks=[nci_logp]", "splits.min_test=1000"], "capability nci_logp"),
+        (["tasks=[nci_logp]", "experiments=[independence,quality]"], "experiments: independence"),
     ],
 )
 def test_multicap_cli_bad_input_is_a_clear_error(tmp_path, extra, message):
     result = _run(tmp_path / "bad", *extra)
     assert result.exit_code != 0
     assert message in str(result.exception) + result.output
+
+
+def test_multicap_cli_with_one_task_writes_the_report_and_reruns(tmp_path):
+    """One capability: every experiment that applies (independence needs two) runs, the
+    report is written, and a rerun reads the cells back and writes it again."""
+    run_dir = tmp_path / "one"
+    for _ in range(2):
+        result = _run(run_dir, "tasks=[nci_logp]", "splits.seeds=[0]")
+        assert result.exit_code == 0, result.output
+        results = json.loads((run_dir / "report" / "results.json").read_text())
+        assert results["config"]["experiments"] == ["quality", "bootstrapping", "selection"]
+        assert set(results["records"]) == {"quality", "bootstrapping", "selection"}
+        assert "Self-bootstrapping" in (run_dir / "report" / "report.md").read_text()
+    assert not list((run_dir / "cells").glob("independence*"))
 
 
 def test_multicap_cli_finetunes_the_strong_checkpoint(tmp_path, make_tiny_checkpoint):

@@ -257,6 +257,7 @@ class MulticapConfig(TaskList):
     predictor: PredictorConfig = Field(default_factory=PredictorConfig)
     """The k rule of P_w and P_s for the ``gap`` selection."""
     experiments: list[MulticapExperiment] = Field(default_factory=lambda: list(MULTICAP_EXPERIMENTS), min_length=1)
+    """Default: every experiment that applies (``independence`` needs two or more tasks)."""
     confidence: float = Field(0.95, gt=0, lt=1)
     """Level of the t-intervals over split seeds."""
 
@@ -264,6 +265,18 @@ class MulticapConfig(TaskList):
     def _models_are_distinct(self) -> MulticapConfig:
         if len(set(self.weak)) != len(self.weak) or self.strong in self.weak:
             raise ValueError(f"strong {self.strong!r} and weak {self.weak} must all be distinct models")
+        return self
+
+    @model_validator(mode="after")
+    def _independence_needs_two_tasks(self) -> MulticapConfig:
+        if len(self.tasks) > 1 or "independence" not in self.experiments:
+            return self
+        if "experiments" in self.model_fields_set:
+            raise ValueError(
+                f"experiments: independence compares a capability learnt alone with it learnt beside others, "
+                f"and there is one task ({self.tasks[0].display_name()}): add tasks or drop independence"
+            )
+        self.experiments = [e for e in self.experiments if e != "independence"]
         return self
 
     def resolved_run_dir(self) -> Path:
