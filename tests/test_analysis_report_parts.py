@@ -76,7 +76,7 @@ def test_scatter_keys_models_by_marker_and_bars_leave_out_the_seed_effect():
 
 def test_relative_errors_column_and_label():
     from molw2s.analysis.plots import LABELS
-    from molw2s.experiment.evaluate import cells_frame
+    from molw2s.experiment.run_statistics import cells_frame
 
     frame = cells_frame([{"task": "t", "weak": "a", "seed": 0, "err_w2s": 2.0, "err_sc": 0.5, "sensitivity": {}}])
     assert frame["err_w2s_over_sc"].tolist() == [4.0] and "Err_sc" in LABELS["err_w2s_over_sc"]

@@ -29,7 +29,7 @@ from molw2s.encoders.model_files import MODEL_FILE, load_pretrained
 from molw2s.errors import ConfigError, DataError, MolW2SError
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import ExperimentConfig
-from molw2s.experiment.evaluate import interpret
+from molw2s.experiment.run_statistics import interpret
 from molw2s.experiment.summary import interval_text
 from molw2s.experiment.sweep import sweep_task
 from molw2s.io import load_npy_checked, read_json_checked, safe_filename, write_text_atomic
