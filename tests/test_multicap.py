@@ -9,7 +9,7 @@ import pytest
 from molw2s.errors import ConfigError, DataError
 from molw2s.multicap.capability import Capability, WeakSupervision, weak_supervision
 from molw2s.multicap.config import BootstrapConfig, RewardConfig, SelectionConfig, StudentConfig
-from molw2s.multicap.experiments import bootstrapping, independence, selection, selection_differences
+from molw2s.multicap.seed_experiments import bootstrapping, independence, selection, selection_differences
 from molw2s.multicap.selection import RewardModel, select_smallest, selection_scores
 from molw2s.multicap.students import make_student
 from molw2s.multicap.summary import seed_interval

@@ -5,16 +5,19 @@ computed within a seed (the same split, test set and weak labels) and summarised
 seeds by its mean and a Student-t interval: with the few seeds these experiments run (3
 to 5) a percentile bootstrap over seeds has too few distinct resamples to give an
 interval, while the t-interval is exact for normal per-seed differences. One seed gives
-no interval (NaN bounds).
+no interval (NaN bounds). :func:`summaries` makes every table of ``molw2s multicap``'s report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from molw2s.multicap import seed_experiments as ex
 
 
 def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -42,3 +45,54 @@ def summarise(frame: pd.DataFrame, by: list[str], value: str, confidence: float 
         )
     out: pd.DataFrame = pd.DataFrame(rows, columns=[*by, "n_seeds", "mean", "ci_low", "ci_high"])
     return out
+
+
+def summaries(records: dict[str, list[dict[str, Any]]], confidence: float) -> dict[str, pd.DataFrame]:
+    """Seed-interval summaries of every experiment's errors and within-seed differences."""
+    out: dict[str, pd.DataFrame] = {}
+    frames = {name: pd.DataFrame(rows) for name, rows in records.items() if rows}
+    if "independence" in frames:
+        diff = ex.differences(frames["independence"], ["seed", "capability"], "trained_with", "alone")
+        out["independence"] = _both(diff, ["trained_with", "capability"], confidence)
+    if "quality" in frames:
+        q = frames["quality"]
+        out["quality"] = _errors(
+            q,
+            ["capability", "weak_model", "subset"],
+            ["err_w", "err_w2s", "err_sc", "pgr", "n_scaffolds", "tanimoto_distance"],
+            confidence,
+        )
+        diff = ex.differences(q, ["seed", "capability", "weak_model"], "subset", "random")
+        out["diversity"] = _both(diff[diff["subset"] == "scaffold"], ["capability", "weak_model"], confidence)
+    if "bootstrapping" in frames:
+        b = frames["bootstrapping"]
+        out["bootstrapping"] = _errors(b, ["capability", "round"], ["err_w2s", "pred_var", "pred_entropy"], confidence)
+    if "selection" in frames:
+        s = frames["selection"]
+        out["selection"] = _errors(
+            s, ["capability", "method", "fraction", "training"], ["err_w2s", "selected_error"], confidence
+        )
+        diff = ex.selection_differences(s)
+        pooled = pd.DataFrame(
+            diff.groupby(["seed", "comparison", "fraction"], sort=False, as_index=False)["rel_diff"].mean()
+        )
+        out["selection_differences"] = _both(diff, ["capability", "comparison", "fraction"], confidence)
+        out["selection_pooled"] = _errors(pooled, ["comparison", "fraction"], ["rel_diff"], confidence)
+    return out
+
+
+def _errors(frame: pd.DataFrame, by: list[str], values: list[str], confidence: float) -> pd.DataFrame:
+    """Mean and interval over seeds of each of ``values`` (columns ``<value>``, ``<value>_low``, ``<value>_high``)."""
+    table: pd.DataFrame | None = None
+    for value in values:
+        part = summarise(frame, by, value, confidence).rename(
+            columns={"mean": value, "ci_low": f"{value}_low", "ci_high": f"{value}_high"}
+        )
+        table = part if table is None else table.merge(part.drop(columns="n_seeds"), on=by)
+    assert table is not None
+    return table
+
+
+def _both(diff: pd.DataFrame, by: list[str], confidence: float) -> pd.DataFrame:
+    """Mean and interval over seeds of ``diff`` and ``rel_diff``."""
+    return _errors(diff, by, ["diff", "rel_diff"], confidence)
