@@ -182,14 +182,7 @@ class RegressorTrainer:
             self.mean, self.std = _label_stats(train, self.n_outputs)
         else:
             self.mean, self.std = start_from.label_mean.copy(), start_from.label_std.copy()
-        torch.manual_seed(self.seed)
-        encoder, self.tokenizer = load_encoder(checkpoint)
-        self.model = RegressionModel(
-            encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=self.n_outputs
-        )
-        if start_from is not None:
-            self.model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
-        self.model.freeze(settings.freeze)
+        self.model, self.tokenizer = _initial_model(checkpoint, settings, self.seed, self.n_outputs, start_from)
         self.device = resolve_device(settings.device)
         self.model.to(self.device)
         self.anchors = (
@@ -197,7 +190,7 @@ class RegressorTrainer:
         )
         self.bf16 = settings.bf16 and self.device.type == "cuda"
         self.pad_id: int = self.tokenizer.pad_token_id
-        max_length = encoder.config.max_position_embeddings
+        max_length = self.model.encoder.config.max_position_embeddings
         self.train_ids = encode_smiles(self.tokenizer, train.smiles, max_length=max_length).ids
         self.valid_ids = encode_smiles(self.tokenizer, valid.smiles, max_length=max_length).ids
         self.targets = torch.as_tensor(
@@ -211,21 +204,27 @@ class RegressorTrainer:
             self.model, lr=settings.lr, weight_decay=settings.weight_decay, fused=self.device.type == "cuda"
         )
         self.scheduler = warmup_decay_schedule(self.optimizer, total=total, warmup=int(settings.warmup_frac * total))
-        self.key = content_hash(
-            "finetune-v3",
-            _checkpoint_digest(checkpoint),
-            settings.model_dump(),
-            self.seed,
-            [train.smiles, train.y, train.output],
-            [valid.smiles, valid.y, valid.output],
-            None if start_from is None else [_weights_digest(start_from.model), self.mean, self.std],
-            anchor,
-        )
+        self.key = self._state_key(checkpoint, start_from)
         self.state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
         self.epoch = 0  # epochs finished
         self.history: list[dict[str, float]] = []
         self.best: dict[str, torch.Tensor] = {}
         self.best_epoch, self.best_score, self.stale, self.stopped_early = 0, math.inf, 0, False
+
+    def _state_key(self, checkpoint: str | Path, start_from: FinetunedRegressor | None) -> str:
+        """What a saved state must have been trained on: checkpoint, settings, seed, both
+        parts, the starting model and its standardisation, the anchor."""
+        train, valid = self.train_part, self.valid_part
+        return content_hash(
+            "finetune-v3",
+            _checkpoint_digest(checkpoint),
+            self.settings.model_dump(),
+            self.seed,
+            [train.smiles, train.y, train.output],
+            [valid.smiles, valid.y, valid.output],
+            None if start_from is None else [_weights_digest(start_from.model), self.mean, self.std],
+            self.anchor,
+        )
 
     # -- the saved state ------------------------------------------------------------------
     def resume(self) -> int:
@@ -413,6 +412,24 @@ def _check_parts(train: LabelledSmiles, valid: LabelledSmiles, start_from: Finet
             what = "the training labels" if n_outputs == 1 else f"the training labels of output {k}"
             raise DataError(f"{what} are constant ({labels[0]:g}): there is nothing to learn")
     return n_outputs
+
+
+def _initial_model(
+    checkpoint: str | Path,
+    settings: FinetuneSettings,
+    seed: int,
+    n_outputs: int,
+    start_from: FinetunedRegressor | None,
+) -> tuple[RegressionModel, PreTrainedTokenizerFast]:
+    """The encoder of ``checkpoint`` with a new head initialised from ``seed`` (or
+    ``start_from``'s weights), its bottom ``settings.freeze`` blocks frozen; and its tokenizer."""
+    torch.manual_seed(seed)
+    encoder, tokenizer = load_encoder(checkpoint)
+    model = RegressionModel(encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=n_outputs)
+    if start_from is not None:
+        model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
+    model.freeze(settings.freeze)
+    return model, tokenizer
 
 
 def _label_stats(train: LabelledSmiles, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
