@@ -143,16 +143,12 @@ class MemberTrainer:
         if train.num_threads:
             torch.set_num_threads(train.num_threads)
         device = self.dist.device
+        cuda = device.type == "cuda"
         self.autocast = autocast_context(device, train)
         self.model: MolBertForPretraining = build_model(member, data, train.seed).to(device)  # type: ignore[arg-type]
         self.net: torch.nn.Module = self.model  # DDP-wrapped / compiled by wrap_model()
         self.optimizer = make_adamw(
-            self.model,
-            lr=train.lr,
-            weight_decay=train.weight_decay,
-            betas=train.betas,
-            eps=train.eps,
-            fused=device.type == "cuda",
+            self.model, lr=train.lr, weight_decay=train.weight_decay, betas=train.betas, eps=train.eps, fused=cuda
         )
         self.scheduler = warmup_decay_schedule(
             self.optimizer,
