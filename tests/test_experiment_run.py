@@ -229,7 +229,7 @@ def test_each_checkpoint_is_loaded_once_for_all_tasks_and_precision_reaches_it(e
     """Embedding is model-major: one load per transformer model whatever the number of tasks,
     and ``embedding.precision`` keys the embeddings (bf16 ones are cached apart)."""
     import molw2s.encoders.model_files as model_files
-    from molw2s.encoders.embed import TransformerEncoder
+    from molw2s.encoders.transformer import TransformerEncoder
 
     loads, encoders = [], []
     real_load, real_encode = model_files.load_encoder, TransformerEncoder.encode

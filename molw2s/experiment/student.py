@@ -22,11 +22,9 @@ from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import CellSettings
 from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-from molw2s.io import content_hash, file_digest, read_json_checked, write_json_checked
+from molw2s.io import CachedResult, content_hash, file_digest
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
 from molw2s.w2s.protocol import fit_weak_model
-
-FINETUNED_KEYS = ("ft_err_w2s", "ft_err_sc", "ft_pgr", "ft_predgap", "ft_gain")
 
 
 def finetuned_ceiling(
@@ -102,15 +100,15 @@ def _student(
         settings.w2s.finetune.model_dump(),
         split.seed,
     )
-    path = cache_dir / f"{role}.seed{split.seed}.{key}.json"
-    cached = read_json_checked(path)
-    if cached is not None and cached.get("key") == key:
+    cache = CachedResult(cache_dir / f"{role}.seed{split.seed}.{key}.json", key, field="key")
+    cached = cache.load()
+    if cached is not None:
         return np.asarray(cached["test_predictions"], dtype=np.float64)
     state_dir = cache_dir / "state" / key
     fitted = finetune_regressor(
         checkpoint, fit, valid, settings.w2s.finetune, seed=split.seed, state_dir=state_dir, progress=progress
     )
     pred = fitted.predict([smiles[i] for i in split.test])
-    write_json_checked(path, {"key": key, "best_epoch": fitted.best_epoch, "test_predictions": pred.tolist()})
+    cache.store({"key": key, "best_epoch": fitted.best_epoch, "test_predictions": pred.tolist()})
     shutil.rmtree(state_dir, ignore_errors=True)
     return pred
