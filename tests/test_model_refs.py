@@ -119,7 +119,7 @@ def test_finetune_names_an_untrained_member_and_refuses_featurisers(tmp_path):
         resolve_checkpoint(FinetuneConfig(**common, model="strong@500"))
     with pytest.raises(ConfigError, match="is a featuriser"):
         resolve_checkpoint(FinetuneConfig(**common, model="maccs"))
-    with pytest.raises(ConfigError, match="neither a family member nor a model spec.*family members: weak_xs@100"):
+    with pytest.raises(ConfigError, match="nor a member of the family.*family members: weak_xs@100"):
         resolve_checkpoint(FinetuneConfig(**common, model="nope"))
     model = _checkpoint_dir(tmp_path / "any")
     assert resolve_checkpoint(FinetuneConfig(**common, model=f"bert:{model}")) == model

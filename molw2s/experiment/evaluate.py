@@ -16,11 +16,12 @@ from molw2s.analysis.correlations import bootstrap_correlations, correlation, co
 from molw2s.analysis.document import Document
 from molw2s.analysis.paired import PairedStat, paired_analysis, verdict
 from molw2s.analysis.plots import LABELS, pgr_bars, predictor_scatter, save_figure, theory_check_scatter
+from molw2s.experiment.cell import BASELINES
 from molw2s.experiment.config import EvaluationSettings, ExperimentConfig
 from molw2s.experiment.summary import interval_text, provenance
 from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_atomic
 
-PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
+PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", *BASELINES)
 MEASURED = ("err_w2s", "predgap", "pgr", "gain")
 #: the same quantities under the finetuned student (``w2s.student: finetune``), when present
 FINETUNED = {"ft_err_w2s": "err_w2s", "ft_predgap": "predgap", "ft_pgr": "pgr", "ft_gain": "gain"}

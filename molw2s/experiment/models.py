@@ -72,4 +72,4 @@ def _resolve(name: str, members: dict[str, Path]) -> ModelRef:
         return parse_model_ref(name)
     except ConfigError as exc:
         known = f"; family members: {', '.join(members)}" if members else "; no family is configured"
-        raise ConfigError(f"model {name!r} is neither a family member nor a model spec ({exc}){known}") from None
+        raise ConfigError(f"model {name!r} is neither a model spec nor a member of the family ({exc}){known}") from None
