@@ -18,7 +18,6 @@ Transformer embeddings are pooled (``mean`` by default, or ``cls``) from one lay
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ from molw2s.io import cache_dir, content_hash, load_npy_checked, save_npy_checke
 
 if TYPE_CHECKING:
     from molw2s.data.tasks import Task
-
-log = logging.getLogger(__name__)
 
 
 def parse_encoder_spec(

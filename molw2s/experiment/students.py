@@ -2,7 +2,8 @@
 
 Every cell measures the linear heads (:func:`molw2s.experiment.cell.run_cell`); a
 :class:`Student` adds what its kind measures to each cell's row. A new student type is one
-module implementing :class:`Student` plus its ``w2s.student`` literal
+module implementing :class:`Student` (as :mod:`molw2s.experiment.student` does for the
+finetuned student) plus its ``w2s.student`` literal
 (:class:`molw2s.experiment.config.W2SSettings`) and its entry in :data:`STUDENTS`.
 
 The multi-capability students (:class:`molw2s.multicap.students.Student`) are a different
@@ -12,8 +13,7 @@ stage, while a sweep student measures one cell of one task given its weak model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +23,7 @@ from molw2s.data.tasks import Task
 from molw2s.encoders.spec import ModelRef
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import ExperimentConfig
-from molw2s.experiment.student import finetuned_ceiling, finetuned_w2s
-from molw2s.io import safe_filename
+from molw2s.experiment.student import finetuned_students
 
 
 class Student(Protocol):
@@ -60,38 +59,6 @@ class LinearStudent:
 def linear_students(config: ExperimentConfig, strong: ModelRef, cache_dir: Path) -> Callable[[Task], Student]:
     """The linear student of every task."""
     return lambda task: LinearStudent()
-
-
-@dataclass
-class FinetunedStudent:
-    """The strong checkpoint finetuned end to end on the weak labels (``ft_*`` keys, see
-    :mod:`molw2s.experiment.student`); the finetuned ceiling is trained once per seed."""
-
-    checkpoint: Path
-    smiles: Sequence[str]
-    cache_dir: Path
-    parallel = False
-    _ceilings: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
-
-    def measure(
-        self, y: np.ndarray, H_w: np.ndarray, split: CellSplit, config: ExperimentConfig, *, progress: bool
-    ) -> dict[str, Any]:
-        """The ``ft_*`` measurements of the cell."""
-        if split.seed not in self._ceilings:
-            self._ceilings[split.seed] = finetuned_ceiling(
-                self.checkpoint, self.smiles, y, split, config, self.cache_dir, progress=progress
-            )
-        ceiling = self._ceilings[split.seed]
-        return finetuned_w2s(
-            self.checkpoint, self.smiles, y, H_w, split, config, ceiling, self.cache_dir, progress=progress
-        )
-
-
-def finetuned_students(config: ExperimentConfig, strong: ModelRef, cache_dir: Path) -> Callable[[Task], Student]:
-    """A finetuned student per task (its models cached under ``cache_dir/<task>``); the
-    strong model must be a checkpoint (checked here, before any heavy work)."""
-    checkpoint = strong.checkpoint("w2s.student=finetune")
-    return lambda task: FinetunedStudent(checkpoint, task.smiles, cache_dir / safe_filename(task.name))
 
 
 #: the student kinds by their ``w2s.student`` literal
