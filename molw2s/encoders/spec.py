@@ -74,7 +74,7 @@ class ModelRef:
         """The checkpoint directory; a ConfigError naming ``role`` for any other kind."""
         if not self.is_checkpoint or self.path is None:
             raise ConfigError(
-                f"{role} finetunes a transformer, but {self.spec!r} is a featuriser, not a transformer checkpoint "
+                f"{role} finetunes a transformer, but {self.spec!r} is a {self.kind}, not a transformer checkpoint "
                 "(use a family member or bert:DIR)"
             )
         return self.path

@@ -59,7 +59,13 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if not smiles:
             raise DataError(f"{SOURCE}: no molecules to fit on")
         if isinstance(self.encoder, str):
-            options = EncoderOptions(self.pooling, self.layer, self.batch_size, self.device, self.precision)
+            options = EncoderOptions(
+                pooling=self.pooling,
+                layer=self.layer,
+                batch_size=self.batch_size,
+                device=self.device,
+                precision=self.precision,
+            )
             self.encoder_: Encoder = model_encoder(parse_model_ref(self.encoder), options)
         else:
             self.encoder_ = self.encoder
