@@ -27,11 +27,12 @@ import torch
 
 from molw2s.data.corpora import load_corpus
 from molw2s.data.tasks import load_task
-from molw2s.encoders.embed import Precision, TransformerEncoder
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import load_encoder, save_model
 from molw2s.encoders.padding import pad_batch
+from molw2s.encoders.spec import Precision
 from molw2s.encoders.tokenizer import build_vocab, encode_smiles, make_tokenizer
+from molw2s.encoders.transformer import TransformerEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {

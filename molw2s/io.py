@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,38 @@ def read_json_checked(path: str | Path) -> dict[str, Any] | None:
         quarantine(path, "content does not match its digest")
         return None
     return body
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """A result cached as one checked JSON file (:func:`write_json_checked`) at ``path``.
+
+    It is valid when its ``field`` holds ``key`` (``key=None``: the path alone names it) and
+    it has every ``required`` key: a file written before a key was added to the results is
+    stale, said once in the log, and recomputed instead of failing later on the missing key.
+    """
+
+    path: Path
+    key: str | None = None
+    field: str = "cell"
+    required: frozenset[str] = frozenset()
+
+    def load(self) -> dict[str, Any] | None:
+        """The cached result, or None when missing, corrupt, keyed otherwise or stale."""
+        cached = read_json_checked(self.path)
+        if cached is None or (self.key is not None and cached.get(self.field) != self.key):
+            return None
+        missing = sorted(self.required - cached.keys())
+        if missing:
+            log.warning("%s is stale (written without %s): recomputing it", self.path, ", ".join(missing))
+            return None
+        return cached
+
+    def store(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Write ``result`` with its key (under ``field``, last unless present); return what was written."""
+        body = result if self.key is None else {**result, self.field: self.key}
+        write_json_checked(self.path, body)
+        return body
 
 
 def save_npy_checked(target: str | Path, array: np.ndarray, info: dict[str, Any]) -> None:

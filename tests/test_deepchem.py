@@ -111,7 +111,7 @@ def test_checkpoint_featurizer_loads_the_model_once_per_call(tmp_path, make_tiny
     assert len(calls) == 1 and features.shape == (len(SMILES), 16)
     canonical = [Chem.CanonSmiles(s) for s in SMILES]
     np.testing.assert_allclose(features, featurizer.encoder.encode(canonical), atol=1e-6)
-    other = EncoderFeaturizer(parse_encoder_spec(f"bert:{model}", pooling="mean"))
+    other = EncoderFeaturizer(parse_encoder_spec(f"bert:{model}", pooling="cls"))
     assert str(other) != str(featurizer)  # deepchem names its molnet cache folders by str(featurizer)
 
 

@@ -10,17 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from molw2s.encoders.embed import (
-    TransformerEncoder,
-    compute_task_embedding,
-    embed_task,
-    parse_encoder_spec,
-)
+from molw2s.encoders.embed import compute_task_embedding, embed_task, parse_encoder_spec
 from molw2s.encoders.fingerprints import ECFPEncoder, MACCSEncoder, RDKitDescriptorEncoder, signed_log1p
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import load_pretrained, save_model
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.encoders.tokenizer import build_vocab, make_tokenizer
+from molw2s.encoders.transformer import TransformerEncoder
 from molw2s.errors import ConfigError, DataError
 
 SMILES = ["CCO", "c1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "N", "C1CC1Br", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C"]
@@ -166,7 +162,7 @@ def test_task_embeddings_are_produced_and_cached(
     from molw2s.data.tasks import load_task
 
     loaded = load_task(task, data_dir=moleculenet_dir.parent, download=False)
-    first = compute_task_embedding(parse_encoder_spec(f"bert:{model_dir}", batch_size=256), loaded)
+    first = compute_task_embedding(parse_encoder_spec(f"bert:{model_dir}", pooling="cls", batch_size=256), loaded)
     assert not first.from_cache and first.path.is_file() and first.path.parent.name == "embeddings"
     assert first.path.is_relative_to(Path(os.environ["MOLW2S_DATA_DIR"]))  # the test's own cache
     assert first.values.shape == (len(loaded.smiles), 16) and first.values.dtype == np.float32
@@ -177,7 +173,7 @@ def test_task_embeddings_are_produced_and_cached(
 
     with monkeypatch.context() as patch:
         patch.setattr(TransformerEncoder, "encode", fail)
-        again = compute_task_embedding(parse_encoder_spec(f"bert:{model_dir}", batch_size=256), loaded)
+        again = compute_task_embedding(parse_encoder_spec(f"bert:{model_dir}", pooling="cls", batch_size=256), loaded)
     assert again.from_cache and again.path == first.path
     np.testing.assert_array_equal(again.values, first.values)
     mean = compute_task_embedding(parse_encoder_spec(f"bert:{model_dir}", pooling="mean", batch_size=256), loaded)
@@ -239,8 +235,8 @@ def test_one_encoder_loads_and_hashes_its_checkpoint_once(model_dir: Path, tmp_p
     rewritten in place is reloaded and rehashed."""
     import shutil
 
-    import molw2s.encoders.embed as embed_module
     import molw2s.encoders.model_files as model_files
+    import molw2s.encoders.transformer as embed_module
 
     path = tmp_path / "model"
     shutil.copytree(model_dir, path)

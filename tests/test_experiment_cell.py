@@ -71,3 +71,38 @@ def test_operator_cache_shares_the_strong_operator():
     b = run_cell(H_w + 1.0, H_s, y, split, _settings(), operators=cache, names=("w2", "s"))
     assert len(cache._ops) == n_ops + 2  # only the new weak model's two rules were computed
     assert a["M"] == pytest.approx(b["M"])  # a shifted representation centers to the same one
+
+
+def test_every_p_w_uses_the_weak_heads_trace_factor_on_d_w():
+    """One rule (head_factors): the cell's predictors and the multicap gap selection build
+    P_w with the weak head's factor measured on D_w, not on D_s."""
+    from molw2s.multicap.capability import Capability, WeakSupervision
+    from molw2s.multicap.config import RewardConfig
+    from molw2s.multicap.selection import selection_scores
+    from molw2s.w2s.features import head_factors
+
+    H_w, H_s, y, split = _task()
+    H_w = H_w.copy()
+    H_w[split.weak] *= 3.0  # D_w and D_s now differ in scale: the two rules disagree
+    row = run_cell(H_w, H_s, y, split, _settings())
+    factors = head_factors(H_w, H_s, split.weak, split.strong, "trace")
+    assert factors == (row["scale_factor_w"], row["scale_factor_s"])  # exactly the heads' factors
+
+    cap = Capability("c", H_w, H_s, y, split.weak, split.strong, split.test)
+    sup = WeakSupervision(labels=y[split.strong] + 0.1, oof=y[split.weak], test=y[split.test])
+    heads = {"weak_head": HeadConfig(beta=0.4), "strong_head": HeadConfig(beta=0.2)}
+    scores = selection_scores("gap", cap, sup, **heads, reward=RewardConfig())
+    s = split.strong
+    kw = {"beta_w": 0.4, "beta_s": 0.2, "y": sup.labels, "scale": "trace"}
+    on_d_w = predict_w2s(H_w[s], H_s[s], factor_w=factors[0], **kw).gap
+    on_d_s = predict_w2s(H_w[s], H_s[s], **kw).gap
+    np.testing.assert_allclose(scores, np.abs(on_d_w), rtol=1e-12)
+    assert not np.allclose(scores, np.abs(on_d_s))
+
+
+def test_cell_row_keys_are_the_keys_of_a_row():
+    from molw2s.experiment.cell import BASELINES, CELL_ROW_KEYS
+
+    H_w, H_s, y, split = _task()
+    row = run_cell(H_w, H_s, y, split, _settings())
+    assert set(row) == CELL_ROW_KEYS and set(BASELINES) <= CELL_ROW_KEYS

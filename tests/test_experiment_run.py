@@ -164,7 +164,7 @@ def test_shipped_configs_validate_and_name_real_models(name):
     from pathlib import Path
 
     config = load_experiment_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
-    specs = resolve_encoders(config)  # every weak / strong name is a family member or a featuriser
+    specs = resolve_encoders(config).refs  # every weak / strong name is a family member or a featuriser
     assert len(config.weak) >= 8 and set(specs) == {config.strong, *config.weak}
     n_weak = len(model_plans(config, specs)) - 1 + len(config.expand.controlled.names())
     assert n_weak >= (24 if name == "moleculenet" else 8)  # issue 11: enough weak models to narrow intervals
@@ -229,7 +229,7 @@ def test_each_checkpoint_is_loaded_once_for_all_tasks_and_precision_reaches_it(e
     """Embedding is model-major: one load per transformer model whatever the number of tasks,
     and ``embedding.precision`` keys the embeddings (bf16 ones are cached apart)."""
     import molw2s.encoders.model_files as model_files
-    from molw2s.encoders.embed import TransformerEncoder
+    from molw2s.encoders.transformer import TransformerEncoder
 
     loads, encoders = [], []
     real_load, real_encode = model_files.load_encoder, TransformerEncoder.encode

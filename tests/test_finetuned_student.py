@@ -10,7 +10,7 @@ import pytest
 
 from molw2s.data.tasks import load_task
 from molw2s.errors import ConfigError
-from molw2s.experiment import sweep
+from molw2s.experiment import student as student_module
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.runner import run_experiment
 from molw2s.finetuning.holdout import validation_cut
@@ -54,13 +54,13 @@ def test_finetuned_student_cells_match_a_direct_recomputation(setup, tmp_path, m
     model, csv = setup
     config = _config(model, csv, tmp_path / "run")
     calls = {"n": 0}
-    real = sweep.finetuned_ceiling
+    real = student_module.finetuned_ceiling
 
     def counted(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "finetuned_ceiling", counted)
+    monkeypatch.setattr(student_module, "finetuned_ceiling", counted)
     results = run_experiment(config, progress=False)
     assert calls["n"] == 2  # one ceiling per seed, shared by the three weak models
     cells = pd.read_csv(tmp_path / "run" / "report" / "cells.csv")

@@ -80,3 +80,20 @@ def test_cli_help_and_version():
     assert res.exit_code == 0 and "data" in res.output
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and "molw2s" in res.output
+
+
+def test_cached_result_is_keyed_checked_and_complete(tmp_path, caplog):
+    from molw2s.io import CachedResult, read_json_checked
+
+    cache = CachedResult(tmp_path / "r.json", "k1", required=frozenset({"value"}))
+    assert cache.load() is None
+    assert cache.store({"value": 1}) == {"value": 1, "cell": "k1"}
+    assert cache.load() == {"value": 1, "cell": "k1"}
+    assert CachedResult(tmp_path / "r.json", "k2").load() is None  # another key: recompute
+    assert CachedResult(tmp_path / "r.json", "k1", field="key").load() is None
+    with caplog.at_level("WARNING"):
+        assert CachedResult(tmp_path / "r.json", "k1", required=frozenset({"value", "new"})).load() is None
+    assert "is stale (written without new)" in caplog.text
+    unkeyed = CachedResult(tmp_path / "u.json")
+    unkeyed.store({"value": 2})
+    assert unkeyed.load() == read_json_checked(tmp_path / "u.json") == {"value": 2}

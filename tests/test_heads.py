@@ -23,7 +23,7 @@ def _problem(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_ridge_matches_sklearn(n, d, beta):
     H, y = _problem(n, d)
     H_new, _ = _problem(30, d, seed=1)
-    ours = RidgeHead(beta).fit(H, y)
+    ours = RidgeHead(beta, scale="none").fit(H, y)
     ref = Ridge(alpha=n * beta).fit(H, y)  # theory's (1/n) sum + beta ||theta||^2 is sklearn's alpha = n beta
     np.testing.assert_allclose(ours.predict(H_new), ref.predict(H_new), rtol=0, atol=1e-8)
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8)
@@ -41,13 +41,14 @@ def test_trace_scaling_is_ridge_on_rescaled_features():
     np.testing.assert_allclose(
         RidgeHead(0.1, scale="trace").fit(7.0 * H, y).predict(7.0 * H), ours.predict(H), atol=1e-8
     )
-    assert not np.allclose(RidgeHead(0.1).fit(7.0 * H, y).predict(7.0 * H), RidgeHead(0.1).fit(H, y).predict(H))
+    scaled_up = RidgeHead(0.1, scale="none").fit(7.0 * H, y).predict(7.0 * H)
+    assert not np.allclose(scaled_up, RidgeHead(0.1, scale="none").fit(H, y).predict(H))
 
 
 def test_label_standardisation_does_not_change_the_ridge_fit():
     H, y = _problem(60, 10)
-    a = RidgeHead(0.2).fit(H, y)
-    b = RidgeHead(0.2).fit(H, y, label_mean=-3.0, label_std=11.0)
+    a = RidgeHead(0.2, scale="none").fit(H, y)
+    b = RidgeHead(0.2, scale="none").fit(H, y, label_mean=-3.0, label_std=11.0)
     np.testing.assert_allclose(a.predict(H), b.predict(H), atol=1e-10)
     assert b.label_mean_ == -3.0 and b.label_std_ == 11.0
 
@@ -66,7 +67,7 @@ def test_ridge_coefficients_solves_the_normal_equations():
 
 def test_sgd_full_batch_converges_to_ridge():
     H, y = _problem(256, 8)
-    ridge = RidgeHead(0.1).fit(H, y)
+    ridge = RidgeHead(0.1, scale="none").fit(H, y)
     sgd = SGDHead(weight_decay=0.2, lr=0.2, batch_size=256, epochs=400, scale="trace").fit(H, y)
     ridge_t = RidgeHead(0.1, scale="trace").fit(H, y)
     assert sgd.beta == pytest.approx(0.1)
@@ -77,8 +78,8 @@ def test_sgd_full_batch_converges_to_ridge():
 
 def test_sgd_minibatch_ends_near_ridge_and_is_seeded():
     H, y = _problem(300, 6)
-    ridge = RidgeHead(0.05).fit(H, y)
-    kw = {"weight_decay": 0.1, "lr": 0.02, "batch_size": 32, "epochs": 150}
+    ridge = RidgeHead(0.05, scale="none").fit(H, y)
+    kw = {"weight_decay": 0.1, "lr": 0.02, "batch_size": 32, "epochs": 150, "scale": "none"}
     a, b = SGDHead(seed=1, **kw).fit(H, y), SGDHead(seed=1, **kw).fit(H, y)
     c = SGDHead(seed=2, **kw).fit(H, y)
     np.testing.assert_array_equal(a.predict(H), b.predict(H))
@@ -90,7 +91,7 @@ def test_sgd_minibatch_ends_near_ridge_and_is_seeded():
 def test_sgd_divergence_is_an_error_not_nan():
     H, y = _problem(64, 5)
     with pytest.raises(MolW2SError, match="diverged"):
-        SGDHead(lr=50.0, batch_size=64, epochs=50).fit(100.0 * H, y)
+        SGDHead(lr=50.0, batch_size=64, epochs=50, scale="none").fit(100.0 * H, y)
 
 
 def test_make_head_and_config():
@@ -114,13 +115,13 @@ def test_constant_representation_predicts_the_mean_and_d1_works():
         head = RidgeHead(0.1, scale=scale).fit(H, y)
         np.testing.assert_allclose(head.predict(H), y.mean(), atol=1e-12)
     x = rng.normal(size=(30, 1))
-    pred = RidgeHead(1e-6).fit(x, 2 * x[:, 0] + 1).predict(x)
+    pred = RidgeHead(1e-6, scale="none").fit(x, 2 * x[:, 0] + 1).predict(x)
     np.testing.assert_allclose(pred, 2 * x[:, 0] + 1, atol=1e-4)
 
 
 def test_constant_labels_give_a_constant_prediction():
     H, _ = _problem(20, 3)
-    np.testing.assert_allclose(RidgeHead().fit(H, np.full(20, 2.5)).predict(H), 2.5)
+    np.testing.assert_allclose(RidgeHead(scale="none").fit(H, np.full(20, 2.5)).predict(H), 2.5)
 
 
 def test_bad_input_is_a_clear_error():
@@ -169,12 +170,18 @@ def test_heads_are_scikit_learn_estimators():
     head = RidgeHead(0.3, scale="trace")
     copy = clone(head)
     assert copy.get_params() == {"beta": 0.3, "scale": "trace"} and not hasattr(copy, "coef_")
-    search = GridSearchCV(RidgeHead(), {"beta": [1e-4, 1e-2, 1.0, 100.0]}, cv=3).fit(H, y)
+    search = GridSearchCV(RidgeHead(scale="none"), {"beta": [1e-4, 1e-2, 1.0, 100.0]}, cv=3).fit(H, y)
     assert search.best_params_["beta"] < 100.0 and isinstance(search.best_estimator_, RidgeHead)
-    pipe = make_pipeline(StandardScaler(), RidgeHead(0.01)).fit(H, y)
+    pipe = make_pipeline(StandardScaler(), RidgeHead(0.01, scale="none")).fit(H, y)
     assert pipe.score(H, y) == pytest.approx(
-        RidgeHead(0.01).fit(StandardScaler().fit_transform(H), y).score(StandardScaler().fit_transform(H), y)
+        RidgeHead(0.01, scale="none")
+        .fit(StandardScaler().fit_transform(H), y)
+        .score(StandardScaler().fit_transform(H), y)
     )
     sgd = clone(SGDHead(weight_decay=0.2, epochs=3, seed=5))
     assert sgd.get_params()["weight_decay"] == 0.2 and sgd.beta == pytest.approx(0.1)
-    assert GridSearchCV(SGDHead(epochs=5, lr=0.05), {"weight_decay": [0.0, 0.2]}, cv=2).fit(H, y).best_params_
+    assert (
+        GridSearchCV(SGDHead(epochs=5, lr=0.05, scale="none"), {"weight_decay": [0.0, 0.2]}, cv=2)
+        .fit(H, y)
+        .best_params_
+    )

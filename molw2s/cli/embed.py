@@ -7,6 +7,8 @@ from typing import cast
 
 import typer
 
+from molw2s.encoders.spec import DEFAULT_POOLING
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``embed`` command to ``app``."""
@@ -19,7 +21,7 @@ def embed(
     ),
     task: str = typer.Option(..., "--task", "-t", help="ESOL, FreeSolv, Lipop, or a CSV path."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Directory holding the task files."),
-    pooling: str = typer.Option("cls", "--pooling", help="Transformer pooling: cls or mean."),
+    pooling: str = typer.Option(DEFAULT_POOLING, "--pooling", help="Transformer pooling: mean or cls."),
     layer: int = typer.Option(-1, "--layer", help="Transformer layer (0 = embeddings, -1 = last)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Molecules per forward pass."),
     precision: str = typer.Option(
@@ -31,10 +33,11 @@ def embed(
 ) -> None:
     """Embed every molecule of a task (float32 .npy, cached by content hash)."""
     from molw2s.data.tasks import load_task
-    from molw2s.encoders.embed import Pooling, Precision, compute_task_embedding, parse_encoder_spec
+    from molw2s.encoders.embed import compute_task_embedding, parse_encoder_spec
+    from molw2s.encoders.spec import Pooling, Precision
     from molw2s.io import save_npy_atomic
 
-    # parse_encoder_spec rejects a pooling or precision outside POOLINGS / PRECISIONS with a ConfigError
+    # EncoderOptions rejects a pooling or precision outside POOLINGS / PRECISIONS with a ConfigError
     spec = parse_encoder_spec(
         encoder,
         pooling=cast(Pooling, pooling),

@@ -58,7 +58,9 @@ def predict(
     M = ||P_s (I - P_w)||_op and M_F = ||P_s (I - P_w)||_F^2 need no labels; --labels
     adds PredGap_hat = ||P_s (I - P_w) y||^2 / n_hat (theory.md sections 3-4). The betas
     are those of w2s.weak_head (default: w2s.head) and w2s.head, the k rule
-    predictor.primary, the scaling w2s.head.scale (computed on these rows).
+    predictor.primary, the scaling w2s.head.scale. Bare arrays have no D_w: both trace
+    factors are computed on these rows, whereas `molw2s w2s` and `molw2s run` take P_w's
+    from the weak head's rows (D_w); with trace scaling the numbers can differ.
     """
     from molw2s.theory.predictor import predict_w2s
 
@@ -149,24 +151,11 @@ def _array_inputs(
 
 def _array_split(n_rows: int, split_file: Path | None, settings: CellSettings, seed: int) -> CellSplit:
     """D_w, D_s and test rows of arrays: from ``--split``, or the settings' random or file split."""
-    from molw2s.data.split_files import load_split_file
-    from molw2s.data.splits import random_split, w2s_split
+    from molw2s.data.prepare import split_arrays
     from molw2s.experiment.cell import CellSplit, check_cell_sizes
 
-    spec = settings.splits
-    if split_file is not None:
-        parts = load_split_file(split_file, n_rows)
-    elif spec.method == "random":
-        parts = random_split(n_rows, spec.frac, seed)
-    elif spec.method == "file" and spec.path is not None:
-        parts = load_split_file(spec.path, n_rows)
-    else:
-        raise ConfigError(
-            f"splits.method={spec.method} needs a task's molecules: use --task, or --split FILE with arrays"
-        )
-    draw = w2s_split(parts.train, spec.n_weak, spec.n_strong, seed)
-    split = CellSplit(seed, draw.weak, draw.strong, parts.test)
-    check_cell_sizes(split, spec, f"arrays, seed {seed}")
+    split = CellSplit.from_task_split(split_arrays(n_rows, settings.splits, seed, split_file=split_file))
+    check_cell_sizes(split, settings.splits, f"arrays, seed {seed}")
     return split
 
 
@@ -195,10 +184,9 @@ def _task_inputs(
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CellSplit]:
     """Representations from the (cached) embeddings of a task, and its split for ``seed``."""
-    from molw2s.data.prepare import split_task
     from molw2s.data.tasks import load_task
     from molw2s.encoders.embed import embed_task
-    from molw2s.experiment.cell import CellSplit, check_cell_sizes
+    from molw2s.experiment.cell import task_cell_splits
 
     if weak_encoder is None or strong_encoder is None:
         raise ConfigError("--task needs --weak-encoder and --strong-encoder")
@@ -212,11 +200,9 @@ def _task_inputs(
         "progress": True,
     }
     H_w, H_s = embed_task(weak_encoder, loaded, **spec), embed_task(strong_encoder, loaded, **spec)
-    parts = split_task(loaded, settings.splits, seed, data_dir=data_dir)
-    if parts.n_dropped:
-        typer.echo(f"note: {parts.n_dropped} split rows have no valid molecule and were dropped", err=True)
-    split = CellSplit.from_task_split(parts)
-    check_cell_sizes(split, settings.splits, f"{loaded.name}, seed {seed}")
+    (split,) = task_cell_splits(loaded, settings, data_dir, seeds=[seed])
+    if split.n_dropped:
+        typer.echo(f"note: {split.n_dropped} split rows have no valid molecule and were dropped", err=True)
     return H_w, H_s, loaded.y, split
 
 

@@ -70,7 +70,7 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
     from molw2s.analysis import rf_plots
     from molw2s.analysis.plots import save_figure
     from molw2s.analysis.random_features import summarize
-    from molw2s.io import content_hash, read_json_checked, write_json_atomic, write_json_checked
+    from molw2s.io import CachedResult, content_hash, write_json_atomic
     from molw2s.theory.random_features import RepeatResult, simulate_repeat
 
     run_dir = Path(run_dir)
@@ -81,13 +81,13 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
     write_json_atomic(run_dir / "config.json", cfg.model_dump())
     results, started = [], time.perf_counter()
     for r in tqdm(range(cfg.repeats), desc=f"repeats (M_ST={cfg.m_student})", unit="repeat"):
-        path = repeat_dir / f"repeat-{r}.json"
-        cached = read_json_checked(path)
+        cache = CachedResult(repeat_dir / f"repeat-{r}.json")
+        cached = cache.load()
         if cached is not None:
             results.append(RepeatResult.from_dict(cached))
             continue
         result = simulate_repeat(cfg, r, with_predictor=with_predictor)
-        write_json_checked(path, result.to_dict())
+        cache.store(result.to_dict())
         results.append(result)
     summary = summarize(results)
     summary["seconds"] = round(time.perf_counter() - started, 1)

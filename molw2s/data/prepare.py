@@ -13,6 +13,7 @@ from molw2s.data.corpora import Corpus, load_corpus
 from molw2s.data.split_files import load_split_file, paper_split
 from molw2s.data.splits import Split, W2SSplit, random_split, scaffold_split, to_positions, w2s_split
 from molw2s.data.tasks import Task, load_task
+from molw2s.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,7 @@ def split_task(
         scaffold_seed = seed if spec.method == "scaffold_balanced" else None
         split, dropped = scaffold_split(task.smiles, spec.frac, scaffold_seed), {}
     else:
-        if spec.method == "random":
-            rows = random_split(task.n_rows, spec.frac, seed)
-        elif spec.method == "paper":
-            rows = paper_split(task.name, seed, data_dir, download)
-        else:
-            assert spec.path is not None  # SplitSpec checks it
-            rows = load_split_file(spec.path, task.n_rows)
+        rows = split_rows(task.n_rows, spec, seed, name=task.name, data_dir=data_dir, download=download)
         mapped = to_positions(rows, task.row_index)
         split, dropped = mapped.split, mapped.dropped
         if dropped:
@@ -109,6 +104,37 @@ def split_task(
                 {k: v[:5].tolist() for k, v in dropped.items()},
             )
     return TaskSplit(seed, split, w2s_split(split.train, spec.n_weak, spec.n_strong, seed), dropped)
+
+
+def split_rows(
+    n_rows: int,
+    spec: SplitSpec,
+    seed: int,
+    *,
+    name: str | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+) -> Split:
+    """The train / valid / test file rows of a random, paper (of task ``name``) or file
+    split of ``n_rows`` rows; a scaffold or paper split without molecules or a task name
+    is a ConfigError."""
+    if spec.method == "random":
+        return random_split(n_rows, spec.frac, seed)
+    if spec.method == "file":
+        assert spec.path is not None  # SplitSpec checks it
+        return load_split_file(spec.path, n_rows)
+    if spec.method == "paper" and name is not None:
+        return paper_split(name, seed, data_dir, download)
+    raise ConfigError(
+        f"splits.method={spec.method} needs a task's molecules and name; bare arrays take a random or file split"
+    )
+
+
+def split_arrays(n_rows: int, spec: SplitSpec, seed: int, *, split_file: str | Path | None = None) -> TaskSplit:
+    """:func:`split_task` for bare arrays of ``n_rows`` rows (positions are rows): the
+    split of ``split_file`` when given, else ``spec``'s random or file split."""
+    split = load_split_file(split_file, n_rows) if split_file is not None else split_rows(n_rows, spec, seed)
+    return TaskSplit(seed, split, w2s_split(split.train, spec.n_weak, spec.n_strong, seed))
 
 
 def split_task_seeds(

@@ -4,13 +4,15 @@ A cell is (representations of the weak and strong model, labels, one seed's D_w 
 test rows, settings). :func:`run_cell` runs the protocol (theory.md section 2, measured
 by :mod:`molw2s.w2s.protocol`), then the headline predictor and the sensitivity rules
 (section 4) with P_w built on D_s with the weak head's beta and trace factor (fitted on
-D_w) and P_s with the strong heads' (fitted on D_s): exactly the features the heads saw.
+D_w) and P_s with the strong heads' (fitted on D_s): exactly the features the heads saw
+(:func:`molw2s.w2s.features.head_factors`, the one rule every P_w is built with).
 ``molw2s run`` (through the sweep), ``molw2s w2s`` and the notebooks all call it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,22 @@ from molw2s.data.config import SplitSpec
 from molw2s.data.prepare import TaskSplit, split_task_seeds
 from molw2s.data.tasks import Task
 from molw2s.errors import DataError
-from molw2s.experiment.config import CellSettings
+from molw2s.experiment.config import CellSettings, RunSettings
 from molw2s.theory.baselines import linear_cka
-from molw2s.theory.predictor import PredictorConfig, predict_from_operators
+from molw2s.theory.predictor import PredictorConfig, PredictorResult, predict_from_operators
 from molw2s.theory.principal import PrincipalOperator, principal_operator
-from molw2s.w2s.features import Scale
-from molw2s.w2s.protocol import run_w2s
+from molw2s.w2s.features import Scale, head_factors
+from molw2s.w2s.protocol import W2SResult, run_w2s
+
+#: label-free baselines of the predictor: name -> f(H_w, H_s) on D_s's rows (one row key each)
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"cka": linear_cka}
+#: the keys of every row :func:`run_cell` returns with its predictor, derived from the result
+#: types and :data:`BASELINES`: a cached cell without one of them is stale
+CELL_ROW_KEYS = frozenset(
+    [f.name for f in fields(W2SResult)]
+    + [f.name for f in fields(PredictorResult) if f.name != "gap"]
+    + [*BASELINES, "rule_label", "sensitivity"]
+)
 
 
 @dataclass(frozen=True)
@@ -45,13 +57,22 @@ class CellSplit:
         return cls(parts.seed, parts.w2s.weak, parts.w2s.strong, parts.split.test, parts.n_dropped)
 
 
-def task_cell_splits(task: Task, settings: CellSettings, data_dir: str | Path | None = None) -> list[CellSplit]:
-    """One :class:`CellSplit` per seed of ``settings.splits`` (split files map onto the
-    task's molecules, see :func:`molw2s.data.prepare.split_task`), each checked against
-    the minimum sizes."""
-    splits = [CellSplit.from_task_split(p) for p in split_task_seeds(task, settings.splits, data_dir=data_dir)]
+def task_cell_splits(
+    task: Task,
+    settings: CellSettings | RunSettings,
+    data_dir: str | Path | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    label: str | None = None,
+) -> list[CellSplit]:
+    """One :class:`CellSplit` per seed of ``settings.splits`` (or of ``seeds``; split files
+    map onto the task's molecules, see :func:`molw2s.data.prepare.split_task`), each checked
+    against the minimum sizes; errors name ``label`` (default: the task's name). The one
+    split path of ``molw2s run``, ``multicap``, ``w2s`` and ``predict``."""
+    spec = settings.splits if seeds is None else settings.splits.model_copy(update={"seeds": list(seeds)})
+    splits = [CellSplit.from_task_split(p) for p in split_task_seeds(task, spec, data_dir=data_dir)]
     for split in splits:
-        check_cell_sizes(split, settings.splits, f"{task.name}, seed {split.seed}")
+        check_cell_sizes(split, spec, f"{label or task.name}, seed {split.seed}")
     return splits
 
 
@@ -148,6 +169,7 @@ def run_cell(
         return row
     operators = operators if operators is not None else OperatorCache()
     labels = np.asarray(y, dtype=np.float64)[split.strong]
+    factor_w, factor_s = head_factors(H_w, H_s, split.weak, split.strong, result.scale)
     sensitivity = {}
     for i, rule in enumerate([settings.predictor.primary, *settings.predictor.sensitivity]):
         op_w, op_s = (
@@ -155,15 +177,15 @@ def run_cell(
                 name, H, split.strong, split.seed, beta=beta, k=k, factor=factor, rule=rule, scale=result.scale
             )
             for name, H, beta, k, factor in (
-                (names[0], H_w, result.beta_w, rule.k_w, result.scale_factor_w),
-                (names[1], H_s, result.beta, rule.k_s, result.scale_factor_s),
+                (names[0], H_w, result.beta_w, rule.k_w, factor_w),
+                (names[1], H_s, result.beta, rule.k_s, factor_s),
             )
         )
         values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()
         if i == 0:
             row.update({k: v for k, v in values.items() if k not in row})
         sensitivity[rule_label(rule)] = {k: values[k] for k in ("M", "M_F", "predgap_hat", "k_w", "k_s")}
-    row["cka"] = linear_cka(np.asarray(H_w)[split.strong], np.asarray(H_s)[split.strong])
+    row.update({name: f(np.asarray(H_w)[split.strong], np.asarray(H_s)[split.strong]) for name, f in BASELINES.items()})
     row["rule_label"] = rule_label(settings.predictor.primary)
     row["sensitivity"] = sensitivity
     return row

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from molw2s.config import SafeName, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
+from molw2s.encoders.spec import DEFAULT_POOLING, Pooling, Precision
 from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
 from molw2s.multicap.config import BootstrapConfig, DiversityConfig, SelectionConfig, StudentConfig
 from molw2s.theory.predictor import PredictorConfig
@@ -48,10 +49,10 @@ class W2SSettings(StrictModel):
 class EmbeddingSettings(StrictModel):
     """How transformer checkpoints are pooled into one vector per molecule."""
 
-    pooling: Literal["cls", "mean"] = "mean"
+    pooling: Pooling = DEFAULT_POOLING
     layer: int = -1
     batch_size: int = Field(128, ge=1)
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = "float32"
     """``bfloat16``: forward passes under bf16 autocast (faster on GPUs and on CPUs with
     bf16 units; embeddings cached apart from float32 ones). See docs/experiment.md."""
 
@@ -106,7 +107,7 @@ class WeakExpansion(StrictModel):
     plus a ``controlled`` family made from the strong representation."""
 
     layers: list[int] = Field(default_factory=list)
-    poolings: list[Literal["cls", "mean"]] = Field(default_factory=list)
+    poolings: list[Pooling] = Field(default_factory=list)
     controlled: ControlledFamily = Field(default_factory=ControlledFamily)
 
 
@@ -158,26 +159,43 @@ class TaskList(StrictModel):
         return self
 
 
-class ExperimentConfig(CellSettings, TaskList):
-    """One experiment: a strong encoder, many weak ones, tasks, and the cell settings.
-
-    Encoder names are either members of the pretrained ``family`` (``weak_s``,
-    ``strong@500`` for a snapshot) or featurisers understood by
-    :func:`molw2s.encoders.embed.parse_encoder_spec` (``ecfp4-2048``, ``maccs``, ``rdkit2d``).
-    """
+class RunSettings(TaskList):
+    """What every driver (``run``, ``finetune``, ``multicap``) names: the run, its tasks
+    and where they are, the family its models come from, and the split seeds."""
 
     name: SafeName
     run_dir: Path | None = None  # default: runs/<name>
     data_dir: Path | None = None  # task files; default: $MOLW2S_DATA_DIR / cache
     family: Path | None = None  # a family YAML, relative to this config's folder
     family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
+    strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+
+    def resolved_run_dir(self) -> Path:
+        """The run directory (``runs/<name>`` unless set)."""
+        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
+
+    def resolved_family_run_dir(self) -> Path:
+        """Where the family's checkpoints live: ``family_run_dir`` or ``<run_dir>/models``
+        (the one default of every driver)."""
+        return self.family_run_dir or self.resolved_run_dir() / "models"
+
+
+class ExperimentConfig(CellSettings, RunSettings):
+    """One experiment: a strong encoder, many weak ones, tasks, and the cell settings.
+
+    Encoder names are either members of the pretrained ``family`` (``weak_s``,
+    ``strong@500`` for a snapshot) or model specs understood by
+    :func:`molw2s.encoders.refs.parse_model_ref` (``ecfp4-2048``, ``maccs``, ``rdkit2d``,
+    ``bert:DIR``); :mod:`molw2s.experiment.models` resolves them.
+    """
+
     corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
     sweep_jobs: int | None = Field(None, ge=1)
     """Processes computing the W2S cells (default: every core, up to 16); the cells'
     numbers do not depend on it."""
     strong: str
     weak: list[str] = Field(min_length=2)
-    strict: bool = False  # stop at an invalid SMILES instead of excluding and reporting it
     expand: WeakExpansion = Field(default_factory=WeakExpansion)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
@@ -190,12 +208,8 @@ class ExperimentConfig(CellSettings, TaskList):
             raise ValueError(f"the strong model {self.strong!r} is also listed as weak")
         return self
 
-    def resolved_run_dir(self) -> Path:
-        """The run directory (``runs/<name>`` unless set)."""
-        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
 
-
-class FinetuneConfig(TaskList):
+class FinetuneConfig(RunSettings):
     """``molw2s finetune``: one checkpoint finetuned end to end on each task and split seed,
     beside frozen-feature baselines.
 
@@ -204,29 +218,18 @@ class FinetuneConfig(TaskList):
     ``family`` (``strong``, ``strong@1500`` for a snapshot).
     """
 
-    name: SafeName
     model: str
-    family: Path | None = None  # a family YAML, relative to this config's folder
-    family_run_dir: Path | None = None  # where its checkpoints live (default: the family's run dir)
-    run_dir: Path | None = None  # default: runs/<name>
-    data_dir: Path | None = None
-    strict: bool = False
-    splits: SplitSpec = Field(default_factory=SplitSpec)
     training: FinetuneSettings = Field(default_factory=FinetuneSettings)
     end_to_end: bool = True
     """Finetune end to end (false: the frozen-feature baselines only)."""
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
-
-    def resolved_run_dir(self) -> Path:
-        """The run directory (``runs/<name>`` unless set)."""
-        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
 
 
 MulticapExperiment = Literal["independence", "quality", "bootstrapping", "selection"]
 MULTICAP_EXPERIMENTS: tuple[MulticapExperiment, ...] = ("independence", "quality", "bootstrapping", "selection")
 
 
-class MulticapConfig(TaskList):
+class MulticapConfig(RunSettings):
     """``molw2s multicap``: multi-capability W2S (theory.md section 8): students on frozen
     features, or the strong encoder finetuned (``student.kind: finetune``, which needs a
     family member or ``bert:`` checkpoint as ``strong``).
@@ -236,15 +239,8 @@ class MulticapConfig(TaskList):
     experiment; all weak models enter the quality experiment.
     """
 
-    name: SafeName
-    run_dir: Path | None = None  # default: runs/<name>
-    data_dir: Path | None = None
-    family: Path | None = None  # a family YAML, relative to this config's folder
-    family_run_dir: Path | None = None  # where its checkpoints live (default: <run_dir>/models)
-    strict: bool = False
     strong: str
     weak: list[str] = Field(min_length=1)
-    splits: SplitSpec = Field(default_factory=SplitSpec)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     weak_head: HeadConfig = Field(default_factory=HeadConfig)
     """The weak model (fitted on D_w's gold labels)."""
@@ -279,12 +275,8 @@ class MulticapConfig(TaskList):
         self.experiments = [e for e in self.experiments if e != "independence"]
         return self
 
-    def resolved_run_dir(self) -> Path:
-        """The run directory (``runs/<name>`` unless set)."""
-        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
 
-
-C = TypeVar("C", ExperimentConfig, FinetuneConfig, MulticapConfig)
+C = TypeVar("C", bound=RunSettings)
 
 
 def _load_with_family(model: type[C], path: str | Path, overrides: list[str] | tuple[str, ...]) -> C:

@@ -21,20 +21,15 @@ import yaml
 
 from molw2s.data.prepare import TaskSplit, load_task_spec, split_task_seeds
 from molw2s.data.tasks import Task
-from molw2s.encoders.embed import TransformerEncoder, compute_task_embedding, parse_encoder_spec
-from molw2s.errors import ConfigError, DataError
+from molw2s.encoders.embed import compute_task_embedding, parse_encoder_spec
+from molw2s.encoders.transformer import TransformerEncoder
+from molw2s.errors import DataError
 from molw2s.experiment.config import FinetuneConfig
 from molw2s.experiment.finetune_report import write_finetune_report
+from molw2s.experiment.models import resolve_models
 from molw2s.finetuning.baselines import fit_baseline
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-from molw2s.io import (
-    content_hash,
-    file_digest,
-    read_json_checked,
-    safe_filename,
-    write_json_checked,
-    write_text_atomic,
-)
+from molw2s.io import CachedResult, content_hash, file_digest, safe_filename, write_text_atomic
 from molw2s.tracking import LOG_DIR, Tracking
 from molw2s.w2s.metrics import regression_metrics
 
@@ -43,30 +38,9 @@ CHECKPOINT = "checkpoint"  # in baselines.features: the finetuned checkpoint's o
 
 
 def resolve_checkpoint(config: FinetuneConfig) -> Path:
-    """The model directory ``config.model`` names (a path, or a member of ``config.family``)."""
-    text = config.model[5:] if config.model.lower().startswith("bert:") else config.model
-    members: dict[str, Path] = {}
-    if config.family is not None:
-        from molw2s.pretraining.config import load_family_config
-        from molw2s.pretraining.family import family_models
-
-        members = family_models(load_family_config(config.family), config.family_run_dir)
-    if text in members:
-        if not (members[text] / "model.safetensors").is_file():
-            raise ConfigError(
-                f"model {text!r} of family {config.family} is not trained yet ({members[text]}): "
-                f"run `molw2s pretrain {config.family}` first"
-            )
-        return members[text]
-    path = Path(text).expanduser()
-    if not path.is_dir():
-        what = (
-            f"is neither a model directory nor a member of the family ({', '.join(members)})"
-            if members
-            else "is not a model directory (or set family: to name one of its members)"
-        )
-        raise ConfigError(f"model {config.model!r} {what}")
-    return path
+    """The trained model directory ``config.model`` names (a path, or a member of
+    ``config.family`` under :meth:`~molw2s.experiment.config.RunSettings.resolved_family_run_dir`)."""
+    return resolve_models([config.model], config).trained_checkpoint(config.model, "molw2s finetune")
 
 
 def finetune_seed_of(training_seed: int, split_seed: int) -> int:
@@ -118,8 +92,9 @@ def _cell(
         config.baselines.model_dump(),
     )
     path = run_dir / "cells" / f"{safe_filename(task.name)}.seed{parts.seed}.{key}.json"
-    cached = read_json_checked(path)
-    if cached is not None and cached.get("cell") == key:
+    cache = CachedResult(path, key)
+    cached = cache.load()
+    if cached is not None:
         return cached
     smiles = np.asarray(task.smiles, dtype=object)
     train, valid = (LabelledSmiles.of(list(smiles[rows]), task.y[rows]) for rows in (split.train, split.valid))
@@ -165,7 +140,7 @@ def _cell(
         "y_test": y_test.tolist(),
         "predictions": predictions,
     }
-    write_json_checked(path, cell)
+    cache.store(cell)
     shutil.rmtree(state_dir, ignore_errors=True)  # the cell file now holds everything
     return cell
 

@@ -21,20 +21,21 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
-from molw2s.data.prepare import load_task_spec, split_task_seeds
+from molw2s.data.prepare import load_task_spec
 from molw2s.data.tasks import Task
 from molw2s.encoders.embed import embed_tasks
+from molw2s.encoders.spec import ModelRef
 from molw2s.errors import ConfigError, DataError
-from molw2s.experiment.cell import CellSplit, check_cell_sizes
+from molw2s.experiment.cell import CellSplit, task_cell_splits
 from molw2s.experiment.config import MulticapConfig
+from molw2s.experiment.models import resolve_models
 from molw2s.experiment.multicap_report import write_multicap_report
-from molw2s.experiment.runner import resolve_model_specs
-from molw2s.io import content_hash, read_json_checked, write_json_checked, write_text_atomic
+from molw2s.io import CachedResult, content_hash, write_text_atomic
 from molw2s.multicap import seed_experiments as ex
 from molw2s.multicap.capability import Capability, WeakSupervision, weak_supervision
 from molw2s.multicap.finetune_student import FinetuneSetup
 
-CELL_VERSION = "multicap-cell-v1"
+CELL_VERSION = "multicap-cell-v2"  # v2: P_w of the gap selection with the weak head's trace factor (on D_w)
 #: student settings that only the ``finetune`` student reads
 FINETUNE_FIELDS = {"finetune", "valid_frac"}
 
@@ -45,9 +46,8 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    models_dir = config.family_run_dir or run_dir / "models"
-    specs = resolve_model_specs([config.strong, *config.weak], config.family, models_dir)
-    finetune = _finetune_setup(config, specs[config.strong], run_dir, progress)
+    refs = resolve_models([config.strong, *config.weak], config).refs
+    finetune = _finetune_setup(config, refs[config.strong], run_dir, progress)
     tasks = [load_task_spec(spec, data_dir=config.data_dir, strict=config.strict) for spec in config.tasks]
     splits = {t.name: _splits(t, config) for t in tasks}
     emb = config.embedding
@@ -55,7 +55,7 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
         name: {
             task: values.astype(np.float64)
             for task, values in embed_tasks(
-                spec,
+                ref,
                 tasks,
                 pooling=emb.pooling,
                 layer=emb.layer,
@@ -64,7 +64,7 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
                 progress=progress,
             ).items()
         }
-        for name, spec in specs.items()
+        for name, ref in refs.items()
     }
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in config.experiments}
     # Many small dense problems (heads, PCA, students): threaded BLAS only adds synchronisation,
@@ -83,31 +83,20 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
     return write_multicap_report(records, config, run_dir / "report")
 
 
-def _finetune_setup(config: MulticapConfig, strong_spec: str, run_dir: Path, progress: bool) -> FinetuneSetup | None:
+def _finetune_setup(config: MulticapConfig, strong: ModelRef, run_dir: Path, progress: bool) -> FinetuneSetup | None:
     """The checkpoint and cache of a ``finetune`` student (None for the frozen students)."""
     if config.student.kind != "finetune":
         return None
-    if not strong_spec.startswith("bert:"):
-        raise ConfigError(
-            f"student.kind=finetune finetunes the strong encoder, but {config.strong!r} is a featuriser, not a "
-            "transformer checkpoint (use a family member or bert:DIR)"
-        )
-    return FinetuneSetup(Path(strong_spec[len("bert:") :]), run_dir / "students", progress)
+    return FinetuneSetup(strong.checkpoint("student.kind=finetune"), run_dir / "students", progress)
 
 
 def _splits(task: Task, config: MulticapConfig) -> list[CellSplit]:
     """The task's split per seed, checked against the minimum sizes (errors name the task)."""
+    label = f"capability {task.name} ({len(task.smiles)} molecules)"
     try:
-        parts = [CellSplit.from_task_split(p) for p in split_task_seeds(task, config.splits, data_dir=config.data_dir)]
+        return task_cell_splits(task, config, config.data_dir, label=label)
     except ConfigError as exc:
-        raise DataError(
-            f"capability {task.name} ({len(task.smiles)} molecules) is too small for the split: {exc}"
-        ) from None
-    for split in parts:
-        check_cell_sizes(
-            split, config.splits, f"capability {task.name} ({len(task.smiles)} molecules), seed {split.seed}"
-        )
-    return parts
+        raise DataError(f"{label} is too small for the split: {exc}") from None
 
 
 def _capability(task: Task, H_w: np.ndarray, H_s: np.ndarray, split: CellSplit) -> Capability:
@@ -152,9 +141,9 @@ def _cell(
     if config.student.kind != "finetune":  # the finetuning settings key a cell only when that student runs
         settings["student"] = {k: v for k, v in settings["student"].items() if k not in FINETUNE_FIELDS}
     key = content_hash(CELL_VERSION, experiment, seed, _digest(caps), settings)
-    path = run_dir / "cells" / f"{experiment}.seed{seed}.{key}.json"
-    cached = read_json_checked(path)
-    if cached is not None and cached.get("cell") == key:
+    cache = CachedResult(run_dir / "cells" / f"{experiment}.seed{seed}.{key}.json", key)
+    cached = cache.load()
+    if cached is not None:
         return cached
     main = caps[config.weak[0]]
     folds = config.selection.reward.folds
@@ -186,6 +175,4 @@ def _cell(
             seed=seed,
             finetune=finetune,
         )
-    cell = {"cell": key, "experiment": experiment, "seed": seed, "records": records}
-    write_json_checked(path, cell)
-    return cell
+    return cache.store({"cell": key, "experiment": experiment, "seed": seed, "records": records})

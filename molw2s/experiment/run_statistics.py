@@ -14,10 +14,11 @@ import pandas as pd
 
 from molw2s.analysis.correlations import bootstrap_correlations, correlation, correlations_frame
 from molw2s.analysis.paired import PairedStat, paired_analysis, verdict
+from molw2s.experiment.cell import BASELINES
 from molw2s.experiment.config import EvaluationSettings
 from molw2s.experiment.summary import interval_text
 
-PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", "cka")
+PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", *BASELINES)
 MEASURED = ("err_w2s", "predgap", "pgr", "gain")
 #: the same quantities under the finetuned student (``w2s.student: finetune``), when present
 FINETUNED = {"ft_err_w2s": "err_w2s", "ft_predgap": "predgap", "ft_pgr": "pgr", "ft_gain": "gain"}

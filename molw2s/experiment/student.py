@@ -12,21 +12,22 @@ under ``ft_*`` keys beside the linear student's.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from molw2s.data.tasks import Task
+from molw2s.encoders.spec import ModelRef
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import CellSettings
 from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-from molw2s.io import content_hash, file_digest, read_json_checked, write_json_checked
+from molw2s.io import CachedResult, content_hash, file_digest, safe_filename
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
 from molw2s.w2s.protocol import fit_weak_model
-
-FINETUNED_KEYS = ("ft_err_w2s", "ft_err_sc", "ft_pgr", "ft_predgap", "ft_gain")
 
 
 def finetuned_ceiling(
@@ -102,15 +103,47 @@ def _student(
         settings.w2s.finetune.model_dump(),
         split.seed,
     )
-    path = cache_dir / f"{role}.seed{split.seed}.{key}.json"
-    cached = read_json_checked(path)
-    if cached is not None and cached.get("key") == key:
+    cache = CachedResult(cache_dir / f"{role}.seed{split.seed}.{key}.json", key, field="key")
+    cached = cache.load()
+    if cached is not None:
         return np.asarray(cached["test_predictions"], dtype=np.float64)
     state_dir = cache_dir / "state" / key
     fitted = finetune_regressor(
         checkpoint, fit, valid, settings.w2s.finetune, seed=split.seed, state_dir=state_dir, progress=progress
     )
     pred = fitted.predict([smiles[i] for i in split.test])
-    write_json_checked(path, {"key": key, "best_epoch": fitted.best_epoch, "test_predictions": pred.tolist()})
+    cache.store({"key": key, "best_epoch": fitted.best_epoch, "test_predictions": pred.tolist()})
     shutil.rmtree(state_dir, ignore_errors=True)
     return pred
+
+
+@dataclass
+class FinetunedStudent:
+    """The sweep's finetuned student (a :class:`molw2s.experiment.students.Student`): the
+    ``ft_*`` keys of each cell; the finetuned ceiling is trained once per seed."""
+
+    checkpoint: Path
+    smiles: Sequence[str]
+    cache_dir: Path
+    parallel = False
+    _ceilings: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def measure(
+        self, y: np.ndarray, H_w: np.ndarray, split: CellSplit, config: CellSettings, *, progress: bool
+    ) -> dict[str, Any]:
+        """The ``ft_*`` measurements of the cell."""
+        if split.seed not in self._ceilings:
+            self._ceilings[split.seed] = finetuned_ceiling(
+                self.checkpoint, self.smiles, y, split, config, self.cache_dir, progress=progress
+            )
+        ceiling = self._ceilings[split.seed]
+        return finetuned_w2s(
+            self.checkpoint, self.smiles, y, H_w, split, config, ceiling, self.cache_dir, progress=progress
+        )
+
+
+def finetuned_students(config: CellSettings, strong: ModelRef, cache_dir: Path) -> Callable[[Task], FinetunedStudent]:
+    """A finetuned student per task (its models cached under ``cache_dir/<task>``); the
+    strong model must be a checkpoint (checked here, before any heavy work)."""
+    checkpoint = strong.checkpoint("w2s.student=finetune")
+    return lambda task: FinetunedStudent(checkpoint, task.smiles, cache_dir / safe_filename(task.name))

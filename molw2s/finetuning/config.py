@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from molw2s.config import StrictModel
+from molw2s.encoders.spec import DEFAULT_POOLING, Pooling
 
 
 class FinetuneSettings(StrictModel):
@@ -27,7 +28,7 @@ class FinetuneSettings(StrictModel):
     freeze: int = Field(0, ge=0)
     """Bottom blocks kept frozen: 0 none, 1 the embeddings, 1 + k the embeddings and the
     first k transformer layers (more than the model has: the whole encoder)."""
-    pooling: Literal["cls", "mean"] = "mean"
+    pooling: Pooling = DEFAULT_POOLING
     dropout: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
     bf16: bool = True

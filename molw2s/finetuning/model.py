@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from transformers import BertModel
 
-from molw2s.encoders.embed import Pooling, pool
+from molw2s.encoders.spec import Pooling
+from molw2s.encoders.transformer import pool
 
 
 class RegressionModel(nn.Module):

@@ -31,7 +31,8 @@ from molw2s.chem.smiles import InvalidSmiles, format_invalid, parse_smiles
 from molw2s.data.registry import TASK_SOURCES, lookup_name, task_aliases
 from molw2s.data.splits import MappedSplit, check_fractions, to_positions, validate_split
 from molw2s.data.tasks import Task, load_task
-from molw2s.encoders.embed import Encoder, parse_encoder_spec
+from molw2s.encoders.refs import model_encoder, parse_model_ref
+from molw2s.encoders.spec import Encoder
 from molw2s.errors import ConfigError, DataError, DataNotFoundError
 from molw2s.io import content_hash
 
@@ -57,7 +58,8 @@ class EncoderFeaturizer(dc.feat.MolecularFeaturizer):  # type: ignore[misc]
 
     ``encoder``: a spec string (``"ecfp4-2048"``, ``"maccs"``, ``"rdkit2d"``,
     ``"bert:DIR"``) or an :class:`~molw2s.encoders.embed.Encoder` (for a checkpoint with
-    non-default pooling or layer, pass ``parse_encoder_spec("bert:DIR", pooling="mean")``).
+    non-default pooling or layer, pass ``parse_encoder_spec("bert:DIR", pooling="cls")``;
+    checkpoints are mean-pooled by default).
 
     Inputs (SMILES or RDKit molecules) are canonicalised as molw2s tasks are, so a row
     matches what ``embed_task`` computes for that molecule. A whole call is encoded in one
@@ -69,7 +71,7 @@ class EncoderFeaturizer(dc.feat.MolecularFeaturizer):  # type: ignore[misc]
 
     def __init__(self, encoder: str | Encoder) -> None:
         super().__init__()
-        self.encoder: Encoder = parse_encoder_spec(encoder) if isinstance(encoder, str) else encoder
+        self.encoder: Encoder = model_encoder(parse_model_ref(encoder)) if isinstance(encoder, str) else encoder
         self.last_invalid: list[InvalidSmiles] = []  # inputs the last featurize call could not parse
 
     def featurize(self, datapoints: Any, log_every_n: int = 1000, **kwargs: Any) -> np.ndarray:

@@ -18,7 +18,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from molw2s.chem.smiles import parse_smiles
-from molw2s.encoders.embed import Encoder, Pooling, Precision, parse_encoder_spec
+from molw2s.encoders.refs import model_encoder, parse_model_ref
+from molw2s.encoders.spec import DEFAULT_POOLING, Encoder, EncoderOptions, Pooling, Precision
 from molw2s.errors import DataError
 
 SOURCE = "MolW2SFeaturizer input"
@@ -29,7 +30,8 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     ``encoder``: a spec (``"ecfp4-2048"``, ``"maccs"``, ``"rdkit2d"``, ``"bert:DIR"``) or an
     :class:`~molw2s.encoders.embed.Encoder`; ``pooling``, ``layer``, ``batch_size``,
-    ``device`` and ``precision`` apply to ``bert:`` checkpoints. ``fit`` builds the encoder
+    ``device`` and ``precision`` apply to ``bert:`` checkpoints (``pooling`` defaults to
+    ``mean``, as every config does). ``fit`` builds the encoder
     (nothing is learnt: the representation is frozen; a checkpoint is loaded once and kept
     for every ``transform``) and records the output width in ``n_features_out_``.
     """
@@ -38,7 +40,7 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self,
         encoder: str | Encoder = "ecfp4-2048",
         *,
-        pooling: Pooling = "cls",
+        pooling: Pooling = DEFAULT_POOLING,
         layer: int = -1,
         batch_size: int = 64,
         device: str = "auto",
@@ -57,14 +59,14 @@ class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if not smiles:
             raise DataError(f"{SOURCE}: no molecules to fit on")
         if isinstance(self.encoder, str):
-            self.encoder_: Encoder = parse_encoder_spec(
-                self.encoder,
+            options = EncoderOptions(
                 pooling=self.pooling,
                 layer=self.layer,
                 batch_size=self.batch_size,
                 device=self.device,
                 precision=self.precision,
             )
+            self.encoder_: Encoder = model_encoder(parse_model_ref(self.encoder), options)
         else:
             self.encoder_ = self.encoder
         self.n_features_out_ = int(self._encode(smiles[:1]).shape[1])

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from molw2s.config import StrictModel
 from molw2s.errors import ConfigError
 from molw2s.finetuning.config import FinetuneSettings
-from molw2s.w2s.features import Scale
+from molw2s.w2s.features import DEFAULT_SCALE, Scale
 
 SelectionMethod = Literal["random", "reward", "gap", "disagreement", "oracle"]
 #: every selection method; ``oracle`` knows the true weak-label error (an upper bound)
@@ -37,7 +37,7 @@ class StudentConfig(StrictModel):
 
     kind: Literal["shared", "ridge", "finetune"] = "shared"
     beta: float = Field(0.05, gt=0)
-    scale: Scale = "trace"
+    scale: Scale = DEFAULT_SCALE
     rank: int = Field(8, ge=1)
     max_iter: int = Field(300, ge=1)
     """L-BFGS iterations of the shared student (stage 1)."""

@@ -28,7 +28,7 @@ from molw2s.encoders.model_files import MODEL_FILE
 from molw2s.errors import DataError
 from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import FinetunedRegressor, LabelledSmiles, finetune_regressor
-from molw2s.io import content_hash, file_digest, read_json_checked, write_json_checked
+from molw2s.io import CachedResult, content_hash, file_digest
 from molw2s.multicap.capability import Capability
 from molw2s.multicap.config import StudentConfig
 from molw2s.multicap.labelled import Labelled, check_data
@@ -147,9 +147,9 @@ class FinetuneStudent:
         self._data, self._parent = data, parent
         self.key = self._key(data, parent)
         cache = self.setup.cache_dir
-        path = None if cache is None else cache / f"{self.key}.json"
-        cached = None if path is None or not use_cache else read_json_checked(path)
-        if cached is not None and cached.get("key") == self.key:
+        result = None if cache is None else CachedResult(cache / f"{self.key}.json", self.key, field="key")
+        cached = None if result is None or not use_cache else result.load()
+        if cached is not None:
             self.best_epoch = int(cached["best_epoch"])
             self.predictions = {
                 name: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -178,12 +178,12 @@ class FinetuneStudent:
             values = np.full(len(cap.y), np.nan)
             values[rows] = self._model.predict([cap.smiles[i] for i in rows], output=k)
             self.predictions[name] = values
-        if path is not None:
+        if result is not None:
             payload = {
                 "key": self.key,
                 "best_epoch": self.best_epoch,
                 "predictions": {n: [None if np.isnan(v) else float(v) for v in p] for n, p in self.predictions.items()},
             }
-            write_json_checked(path, payload)
+            result.store(payload)
         if state_dir is not None:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -3,7 +3,8 @@ likely wrong) and selection of the examples with the smallest scores.
 
 Methods: ``random``; ``reward`` (a scorer trained on D_w's gold labels,
 :class:`RewardModel`); ``gap`` (|entries of P_s (I - P_w) y_hat| on D_s, theory.md
-section 4, y_hat the weak labels); ``disagreement`` (|cross-fitted strong prediction - weak
+section 4, y_hat the weak labels; P_w with the weak head's trace factor on D_w, as in every
+W2S cell: :func:`molw2s.w2s.features.head_factors`); ``disagreement`` (|cross-fitted strong prediction - weak
 label|); ``oracle`` (the true |weak label - gold|: an upper bound, not a method).
 """
 
@@ -17,6 +18,7 @@ from molw2s.errors import DataError
 from molw2s.multicap.capability import Capability, WeakSupervision, kfold, require_gold
 from molw2s.multicap.config import RewardConfig, SelectionMethod, check_fraction
 from molw2s.theory.predictor import PredictorConfig, predict_w2s
+from molw2s.w2s.features import head_factors
 from molw2s.w2s.heads import HeadConfig
 
 
@@ -126,6 +128,7 @@ def selection_scores(
         return scores
     if method == "gap":
         predictor = predictor or PredictorConfig()
+        factor_w, factor_s = head_factors(cap.H_w, cap.H_s, cap.weak, cap.strong, strong_head.scale)
         result = predict_w2s(
             cap.H_w[cap.strong],
             cap.H_s[cap.strong],
@@ -138,6 +141,8 @@ def selection_scores(
             k_s=predictor.k_s,
             c=predictor.c,
             scale=strong_head.scale,
+            factor_w=factor_w,
+            factor_s=factor_s,
         )
         assert result.gap is not None
         scores = np.abs(result.gap)

@@ -19,6 +19,8 @@ from molw2s.errors import ConfigError
 
 Scale = Literal["none", "trace"]
 SCALES: tuple[str, ...] = get_args(Scale)
+#: the one scaling default of the heads (``RidgeHead``, ``SGDHead``, ``HeadConfig``)
+DEFAULT_SCALE: Scale = "trace"
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +70,16 @@ def fit_scaling(H: np.ndarray, scale: Scale = "none", *, factor: float | None = 
         log.warning("representation is constant on the training rows; trace scaling left it unscaled")
         return FeatureScaling(mean, 1.0, scale)
     return FeatureScaling(mean, float(np.sqrt(mean_var)), scale)
+
+
+def head_factors(
+    H_w: np.ndarray, H_s: np.ndarray, weak_rows: np.ndarray, strong_rows: np.ndarray, scale: Scale
+) -> tuple[float, float]:
+    """The trace factors P_w and P_s are built with: the weak head's, measured on D_w
+    (``weak_rows``), and the strong heads', measured on D_s (``strong_rows``), so the
+    predictor sees the features each head saw (theory.md section 4). Every predictor of a
+    cell, of the multi-capability gap selection and of ``molw2s w2s`` uses this rule."""
+    return tuple(  # type: ignore[return-value]
+        fit_scaling(np.asarray(H, dtype=np.float64)[rows], scale).factor
+        for H, rows in ((H_w, weak_rows), (H_s, strong_rows))
+    )

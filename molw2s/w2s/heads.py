@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from molw2s.config import StrictModel
 from molw2s.errors import ConfigError, MolW2SError
-from molw2s.w2s.features import FeatureScaling, Scale, check_scale, fit_scaling
+from molw2s.w2s.features import DEFAULT_SCALE, FeatureScaling, Scale, check_scale, fit_scaling
 from molw2s.w2s.validation import as_matrix, as_vector, check_beta
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class RidgeHead(LinearHead):
 
     beta: float = DEFAULT_BETA  # a constructor parameter here (a property of the base class)
 
-    def __init__(self, beta: float = DEFAULT_BETA, scale: Scale = "none") -> None:
+    def __init__(self, beta: float = DEFAULT_BETA, scale: Scale = DEFAULT_SCALE) -> None:
         self.beta = beta
         self.scale = scale
 
@@ -171,7 +171,7 @@ class SGDHead(LinearHead):
         epochs: int = 2000,
         seed: int = 0,
         device: str = "cpu",
-        scale: Scale = "none",
+        scale: Scale = DEFAULT_SCALE,
         progress: bool = False,
     ) -> None:
         self.weight_decay = weight_decay
@@ -246,7 +246,7 @@ class HeadConfig(StrictModel):
 
     solver: Solver = "ridge"
     beta: float = Field(DEFAULT_BETA, gt=0)
-    scale: Scale = "trace"
+    scale: Scale = DEFAULT_SCALE
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(1024, ge=1)
     epochs: int = Field(2000, ge=1)

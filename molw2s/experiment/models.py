@@ -1,0 +1,75 @@
+"""The one resolver of the model names a config uses, for every driver (``run``,
+``finetune``, ``multicap``).
+
+A name is a member of the configured family (``strong``, ``strong@500`` for a snapshot),
+whose checkpoint lives under :meth:`RunSettings.resolved_family_run_dir`, or a spec string
+of a registered model kind (:func:`molw2s.encoders.refs.parse_model_ref`: ``bert:DIR``, a
+model directory, ``ecfp4-2048``, ``maccs``, ...). The family YAML is read once here and
+handed to pretraining with the references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from molw2s.encoders.refs import parse_model_ref
+from molw2s.encoders.spec import ModelRef
+from molw2s.encoders.transformer import checkpoint_ref
+from molw2s.errors import ConfigError
+from molw2s.experiment.config import RunSettings
+from molw2s.pretraining.config import FamilyConfig, load_family_config
+from molw2s.pretraining.family import family_models
+
+
+@dataclass(frozen=True)
+class ResolvedModels:
+    """Every model name of a run as a reference, with the family they may come from."""
+
+    refs: dict[str, ModelRef]
+    family: FamilyConfig | None
+    family_path: Path | None
+    models_dir: Path
+    members: tuple[str, ...]
+    """Family members (without ``@step``) some name refers to: what pretraining must train."""
+
+    def checkpoints(self) -> dict[str, Path]:
+        """Checkpoint directory per name, for the names that are checkpoints."""
+        return {name: ref.path for name, ref in self.refs.items() if ref.is_checkpoint and ref.path is not None}
+
+    def trained_checkpoint(self, name: str, role: str) -> Path:
+        """The checkpoint ``name`` refers to, which must exist already (a ConfigError
+        naming ``role``, or the command that trains a family member)."""
+        path = self.refs[name].checkpoint(role)
+        if not (path / "model.safetensors").is_file():
+            if self.family is not None and name.split("@")[0] in self.members:
+                raise ConfigError(
+                    f"model {name!r} of family {self.family_path} is not trained yet ({path}): "
+                    f"run `molw2s pretrain {self.family_path} --run-dir {self.models_dir}` first"
+                )
+            raise ConfigError(f"model {name!r}: {path} is not a model directory (no model.safetensors)")
+        return path
+
+
+def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModels:
+    """References of ``names``: family members become their checkpoints under
+    ``settings.resolved_family_run_dir()``, other names are parsed as model specs; an
+    unknown name fails here, before any heavy work."""
+    family = load_family_config(settings.family) if settings.family is not None else None
+    models_dir = settings.resolved_family_run_dir()
+    members = family_models(family, models_dir) if family is not None else {}
+    refs = {name: _resolve(name, members) for name in names}
+    used = sorted({name.split("@")[0] for name in names if name in members})
+    return ResolvedModels(refs, family, settings.family, models_dir, tuple(used))
+
+
+def _resolve(name: str, members: dict[str, Path]) -> ModelRef:
+    """A family member's checkpoint, else the model spec ``name`` is."""
+    if name in members:
+        return checkpoint_ref(members[name])
+    try:
+        return parse_model_ref(name)
+    except ConfigError as exc:
+        known = f"; family members: {', '.join(members)}" if members else "; no family is configured"
+        raise ConfigError(f"model {name!r} is neither a model spec nor a member of the family ({exc}){known}") from None
