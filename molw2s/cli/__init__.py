@@ -123,10 +123,13 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         path = exc.filename if exc.filename is not None else "?"
         if exc.errno == errno.ENOSPC:
-            free = _free_bytes(Path(str(path)))
+            where = "(file not known)"
+            if exc.filename is not None:
+                target = Path(os.path.abspath(str(path)))
+                where = f"{target} ({_free_bytes(target)} free on the file system holding it)"
             return (
-                f"disk full while writing {path} ({free} free on that file system); free some space or "
-                "choose another --run-dir, then rerun: finished work is kept and resumed"
+                f"disk full while writing {where}; free some space or choose another --run-dir, then rerun: "
+                "finished work is kept and resumed"
             )
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return f"cannot write or read {path}: {exc.strerror}; check its permissions or choose another --run-dir"

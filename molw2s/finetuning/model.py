@@ -7,6 +7,7 @@ from torch import nn
 from transformers import BertModel
 
 from molw2s.encoders.embed import Pooling, pool
+from molw2s.errors import ConfigError
 
 
 class RegressionModel(nn.Module):
@@ -34,10 +35,17 @@ class RegressionModel(nn.Module):
         return out
 
     def freeze(self, blocks: int) -> int:
-        """Freeze the bottom ``blocks`` (1 = embeddings, 1 + k = also the first k layers);
-        returns how many blocks are frozen (at most embeddings + every layer)."""
-        parts: list[nn.Module] = [self.encoder.embeddings, *self.encoder.encoder.layer]
-        for part in parts[:blocks]:
+        """Freeze the bottom ``blocks`` (1 = embeddings, 1 + k = also the first k layers) and
+        return ``blocks``; a ConfigError when that would leave no transformer layer to train
+        (the run would not be end-to-end finetuning)."""
+        layers = list(self.encoder.encoder.layer)
+        if blocks > len(layers):
+            raise ConfigError(
+                f"freeze={blocks} (training.freeze, w2s.finetune.freeze or student.finetune.freeze) "
+                f"would freeze the whole encoder, which has {len(layers)} transformer layer(s): use at most "
+                f"{len(layers)} (0 none, 1 the embeddings, 1 + k also the first k layers)"
+            )
+        for part in [self.encoder.embeddings, *layers][:blocks]:
             for p in part.parameters():
                 p.requires_grad_(False)
-        return min(blocks, len(parts))
+        return blocks
