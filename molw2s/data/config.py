@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS
 from molw2s.chem.standardize import StandardizeOptions
@@ -101,6 +101,16 @@ class SplitSpec(StrictModel):
     """Fewest molecules in D_s (the predictor's n_hat; smaller: an error)."""
     min_test: int = Field(30, ge=1)
     """Fewest test molecules for a meaningful error estimate (smaller: an error)."""
+
+    @field_validator("n_weak", "n_strong")
+    @classmethod
+    def _size(cls, value: int | float) -> int | float:
+        """A count >= 1, or a fraction in (0, 1] of the training part."""
+        if isinstance(value, float) and not 0 < value <= 1:
+            raise ValueError("a fraction of the training part must lie in (0, 1]; give a count as a whole number")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a count must be >= 1")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> SplitSpec:
