@@ -14,7 +14,8 @@ run directory, once its parent is gone or interrupted:
   raises: ``KeyboardInterrupt`` (SIGINT to the main pid alone, or Ctrl-C), :class:`Terminated`,
   any error. It does not wait for running work, whose checkpoints let a rerun resume it.
 - :func:`raise_on_sigterm` (installed by the ``molw2s`` command) turns SIGTERM into
-  :class:`Terminated` in the main thread, so a terminated run stops like an interrupted one.
+  :class:`Terminated` in the main thread, so a terminated run stops like an interrupted one
+  (forked processes, e.g. the chunk mapper's workers, keep the default action).
 
 On Linux the death signal follows the *thread* that started the worker: a pool must be
 created and used by one thread that outlives it (as every pool here is).
@@ -109,11 +110,17 @@ def stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def raise_on_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread (nothing when called
-    from another thread, where Python cannot install handlers)."""
+    """Make SIGTERM raise :class:`Terminated` in the main thread of this process (nothing
+    when called from another thread, where Python cannot install handlers). A process
+    forked from this one gets the default action back, so SIGTERM still ends it at once."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+        os.register_at_fork(after_in_child=_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
