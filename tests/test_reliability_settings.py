@@ -166,6 +166,19 @@ def test_freeze_beyond_the_layer_count_is_an_error_naming_key_and_layers():
     assert model.freeze(1) == 1 and any(p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
 
 
+def test_molw2s_finetune_refuses_freeze_beyond_the_layers_before_any_work(tmp_path, make_tiny_checkpoint):
+    from molw2s.experiment.config import FinetuneConfig
+    from molw2s.experiment.finetune import run_finetune
+
+    model = make_tiny_checkpoint(tmp_path / "model", ["CCO", "c1ccccc1"], layers=1)
+    config = FinetuneConfig(
+        name="ft", model=str(model), tasks=["nci_logp"], run_dir=tmp_path / "run", training={"freeze": 99}
+    )
+    with pytest.raises(ConfigError, match=r"freeze=99 \(training\.freeze\) .* 1 transformer layer"):
+        run_finetune(config, progress=False)
+    assert not (tmp_path / "run" / "cells").exists()
+
+
 # -- 9. duplicates with conflicting labels ----------------------------------------------------
 
 

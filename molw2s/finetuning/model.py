@@ -10,6 +10,16 @@ from molw2s.encoders.embed import Pooling, pool
 from molw2s.errors import ConfigError
 
 
+def check_freeze(blocks: int, layers: int, key: str) -> None:
+    """A ConfigError naming ``key`` when freezing ``blocks`` of an encoder with ``layers``
+    transformer layers would leave none of them to train."""
+    if blocks > layers:
+        raise ConfigError(
+            f"freeze={blocks} ({key}) would freeze the whole encoder, which has {layers} transformer "
+            f"layer(s): use at most {layers} (0 none, 1 the embeddings, 1 + k also the first k layers)"
+        )
+
+
 class RegressionModel(nn.Module):
     """``encoder`` (a bare BERT) pooled by ``pooling``, then dropout and a linear head; the
     output is one standardised prediction per molecule and output (``n_outputs`` tasks). An encoder whose config says
@@ -39,12 +49,7 @@ class RegressionModel(nn.Module):
         return ``blocks``; a ConfigError when that would leave no transformer layer to train
         (the run would not be end-to-end finetuning)."""
         layers = list(self.encoder.encoder.layer)
-        if blocks > len(layers):
-            raise ConfigError(
-                f"freeze={blocks} (training.freeze, w2s.finetune.freeze or student.finetune.freeze) "
-                f"would freeze the whole encoder, which has {len(layers)} transformer layer(s): use at most "
-                f"{len(layers)} (0 none, 1 the embeddings, 1 + k also the first k layers)"
-            )
+        check_freeze(blocks, len(layers), "training.freeze, w2s.finetune.freeze or student.finetune.freeze")
         for part in [self.encoder.embeddings, *layers][:blocks]:
             for p in part.parameters():
                 p.requires_grad_(False)
