@@ -89,38 +89,41 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float) -> None
 
 
 @contextlib.contextmanager
-def molw2s_command(*args: str, cwd: Path, cache: Path | None = None) -> Iterator[subprocess.Popen[str]]:
-    """``molw2s ARGS`` in a new session (with ``cache`` as its cache); the session is
+def molw2s_command(*args: str, cwd: Path, cache: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``molw2s ARGS`` in a new session (with ``cache`` as its cache), its stderr in
+    ``cwd/stderr.txt`` (a pipe would stay open as long as any worker lives); the session is
     SIGKILLed on the way out."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     if cache is not None:
         env["MOLW2S_DATA_DIR"] = str(cache)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "molw2s.cli", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    with open(cwd / "stderr.txt", "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "molw2s.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
+        proc.wait(timeout=60)
 
 
-def signal_and_check_no_child_survives(proc: subprocess.Popen[str], signum: int, workers: set[int]) -> str:
-    """Send ``signum`` to the main pid alone; it must exit, and every process below it must
-    be gone within 30 s (checked by pid). Returns the main process's stderr."""
+def signal_and_check_no_child_survives(proc: subprocess.Popen[bytes], signum: int, workers: set[int], cwd: Path) -> str:
+    """Send ``signum`` to the main pid alone (``molw2s_command`` ran in ``cwd``); it must
+    exit, and every process below it must be gone within 30 s (checked by pid). Returns
+    the main process's stderr."""
     assert workers, "no worker processes were running"
     started = time.monotonic()
     os.kill(proc.pid, signum)
-    _, stderr = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
     stopped_after = time.monotonic() - started
     wait_for(lambda: not alive(workers), f"workers {sorted(alive(workers))} to exit", timeout=30)
+    stderr = (cwd / "stderr.txt").read_text()
     if signum == signal.SIGINT:
         assert proc.returncode == 130, stderr
         assert stopped_after < 20, f"SIGINT took {stopped_after:.0f} s to stop the run"
@@ -157,7 +160,7 @@ def test_a_signalled_pretrain_leaves_no_member_running_and_resumes_identically(t
 
         wait_for(members_training, "both members to write a checkpoint", timeout=240)
         workers = descendants(proc.pid)
-        stderr = signal_and_check_no_child_survives(proc, signum, workers)
+        stderr = signal_and_check_no_child_survives(proc, signum, workers, tmp_path)
     if signum == signal.SIGINT:
         assert stderr.strip().splitlines()[-1].startswith("interrupted: `molw2s pretrain family.yaml"), stderr
         assert "rerun the same command to resume" in stderr
@@ -201,8 +204,8 @@ def _sweep_dir(root: Path) -> Path:
 def _run_sweep(cwd: Path, cache: Path) -> str:
     """``molw2s run`` of the kill sweep to the end; its cells.csv."""
     with molw2s_command("run", "sweep.yaml", "--no-progress", cwd=cwd, cache=cache) as proc:
-        _, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stderr
+        proc.wait(timeout=600)
+    assert proc.returncode == 0, (cwd / "stderr.txt").read_text()
     return (cwd / "runs" / "killsweep" / "report" / "cells.csv").read_text()
 
 
@@ -224,6 +227,6 @@ def test_a_signalled_sweep_leaves_no_worker_running_and_resumes_identically(
 
     with molw2s_command("run", "sweep.yaml", "--no-progress", cwd=run_dir, cache=sweep_cache) as proc:
         wait_for(workers_busy, "two forked sweep workers and a first cell", timeout=240)
-        signal_and_check_no_child_survives(proc, signum, descendants(proc.pid))
+        signal_and_check_no_child_survives(proc, signum, descendants(proc.pid), run_dir)
     assert len(list(cells.glob("*.json"))) < 16, "the sweep finished before the signal"
     assert _run_sweep(run_dir, sweep_cache) == reference_sweep
