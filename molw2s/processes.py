@@ -1,8 +1,9 @@
 """Worker processes that never outlive the process that started them.
 
 Pretraining members (spawned) and sweep cells (forked) run in ``ProcessPoolExecutor``
-workers, RDKit descriptors in a spawned ``multiprocessing`` pool. Three things make sure no worker keeps running, holding memory or writing into a
-run directory, once its parent is gone or interrupted:
+workers, RDKit descriptors in a spawned ``multiprocessing`` pool. Three things make sure
+that no worker keeps running, holding memory or writing into a run directory, once its
+parent is gone or interrupted:
 
 - :func:`start_child`, the pool's initializer, asks the kernel to SIGKILL the worker when
   its parent dies (``prctl(PR_SET_PDEATHSIG)`` on Linux; elsewhere a thread that polls

@@ -99,9 +99,11 @@ def main() -> None:
 def _interrupt_of(exit_: SystemExit) -> KeyboardInterrupt | None:
     """The interrupt behind ``exit_`` (typer turns ``KeyboardInterrupt`` into exit status 130)."""
     cause: BaseException | None = exit_
-    while cause is not None:
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
         if isinstance(cause, KeyboardInterrupt):
             return cause
+        seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return None
 
