@@ -135,6 +135,15 @@ def test_a_task_without_usable_molecules_is_an_error_naming_task_and_file(tmp_pa
     assert isinstance(embed.exception, DataError) and not (tmp_path / "x.npy").exists()
 
 
+def test_a_corpus_without_valid_molecules_is_an_error_naming_it(tmp_path):
+    from molw2s.data.corpora import load_corpus
+
+    path = tmp_path / "hollow.smi"
+    path.write_text("C1CC\nxx\n")
+    with pytest.raises(DataError, match=f"file {path}: corpus .*no valid molecule in 2 row"):
+        load_corpus(str(path))
+
+
 def test_w2s_names_the_files_whose_rows_differ(tmp_path):
     rng = np.random.default_rng(0)
     files = {"weak": rng.normal(size=(120, 4)), "strong": rng.normal(size=(120, 6)), "labels": rng.normal(size=119)}
