@@ -161,11 +161,11 @@ def test_a_signalled_pretrain_leaves_no_member_running_and_resumes_identically(t
         wait_for(members_training, "both members to write a checkpoint", timeout=240)
         workers = descendants(proc.pid)
         stderr = signal_and_check_no_child_survives(proc, signum, workers, tmp_path)
+    unfinished = [m for m in ("m", "w") if not (run_dir / m / "COMPLETE.json").exists()]
+    assert unfinished, "every member finished: the signal stopped nothing (or the run waited for them)"
     if signum == signal.SIGINT:
         assert stderr.strip().splitlines()[-1].startswith("interrupted: `molw2s pretrain family.yaml"), stderr
         assert "rerun the same command to resume" in stderr
-    unfinished = [m for m in ("m", "w") if not (run_dir / m / "COMPLETE.json").exists()]
-    assert unfinished, "the members finished before the signal: nothing was stopped"
     snapshot = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
     time.sleep(0.5)
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == snapshot  # nobody writes there any more
