@@ -7,6 +7,7 @@ valid ones.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from molw2s.errors import ConfigError
 
@@ -38,17 +39,23 @@ def _check_safe_name(value: str) -> str:
 SafeName = Annotated[str, AfterValidator(_check_safe_name)]
 
 
-class StrictModel(BaseModel):
-    """A pydantic model that rejects unknown keys and validates on assignment."""
+#: a random seed: numpy's generators take 0 <= seed < 2**32
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+class StrictModel(BaseModel):
+    """A pydantic model that rejects unknown keys, infinite and NaN numbers, and validates
+    on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a clear error if the file is missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        resolved = path.expanduser().resolve()
+        raise ConfigError(f"config file not found: {path}" + (f" ({resolved})" if str(resolved) != str(path) else ""))
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -61,8 +68,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a nested dict."""
-    out = _deep_copy(data)
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a nested dict. A key
+    part addresses an item of a list by its index (``members.0.steps``) or, for a list of
+    mappings, by its ``name`` (``members.strong.steps``)."""
+    out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. w2s.beta=0.1)")
@@ -70,19 +79,51 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ConfigError(f"override {item!r} has an empty key")
-        node = out
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             problem = " ".join(str(getattr(exc, "problem", "") or exc).split())
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
+        node: dict[str, Any] | list[Any] = out
+        for depth, part in enumerate(parts[:-1]):
+            child = _child(node, part, item, parts[:depth])
+            if not isinstance(child, (dict, list)):
+                child = {}
+                _set(node, part, child, item, parts[:depth])
+            node = child
+        _set(node, parts[-1], value, item, parts[:-1])
     return out
+
+
+def _list_index(items: list[Any], part: str, item: str, path: list[str]) -> int:
+    """The position in ``items`` that key part ``part`` names: an index, or an item's ``name``."""
+    if re.fullmatch(r"-?\d+", part):
+        index = int(part)
+        if not -len(items) <= index < len(items):
+            raise ConfigError(f"override {item!r}: {'.'.join(path)} has {len(items)} item(s), no item {index}")
+        return index
+    names = [entry.get("name") for entry in items if isinstance(entry, dict)]
+    if part in names:
+        return names.index(part)
+    raise ConfigError(
+        f"override {item!r}: {'.'.join(path)} is a list; address an item by its index (0 to {len(items) - 1})"
+        + (f" or its name ({', '.join(map(str, names))})" if any(names) else "")
+    )
+
+
+def _child(node: dict[str, Any] | list[Any], part: str, item: str, path: list[str]) -> Any:
+    """The value at key part ``part`` of ``node`` (None when a mapping lacks it)."""
+    if isinstance(node, list):
+        return node[_list_index(node, part, item, path)]
+    return node.get(part)
+
+
+def _set(node: dict[str, Any] | list[Any], part: str, value: Any, item: str, path: list[str]) -> None:
+    """Set key part ``part`` of ``node`` (a mapping key, or an existing list item) to ``value``."""
+    if isinstance(node, list):
+        node[_list_index(node, part, item, path)] = value
+    else:
+        node[part] = value
 
 
 def build_model(model_cls: type[M], data: dict[str, Any], source: str = "config") -> M:
@@ -142,7 +183,3 @@ def _model_in_annotation(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
-
-
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}

@@ -44,12 +44,25 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with naming_os_errors(target):
+            yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; the user's umask decides
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def naming_os_errors(path: str | Path) -> Iterator[None]:
+    """Give ``path`` to an OS error raised inside without a file name (a write to an open
+    file, a library's own writer), so that a full disk names where it was writing."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def _umask() -> int:
@@ -211,7 +224,8 @@ def write_verified_dir(target: str | Path, fill: Callable[[Path], None], meta: d
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    fill(tmp)
+    with naming_os_errors(target):
+        fill(tmp)
     files = {
         p.name: {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size}
         for p in sorted(tmp.iterdir())

@@ -8,12 +8,15 @@ limit). Results never depend on the number of processes.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
+
+from molw2s.processes import start_child, stop_on_exit
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -45,7 +48,9 @@ def map_chunks(
                 yield fn(*args)
                 bar.update(len(args[0]))
             return
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        # workers die with this process (even after kill -9) and stop at once on an interrupt
+        executor = ProcessPoolExecutor(max_workers=n_jobs, initializer=start_child, initargs=(os.getpid(),))
+        with stop_on_exit(executor) as pool:
             window: deque[tuple[int, Future[R]]] = deque()
             for args in work:
                 window.append((len(args[0]), pool.submit(fn, *args)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from molw2s.chem.smiles import mol_from_smiles
+from molw2s.processes import start_child
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -134,7 +136,7 @@ def _watched_rows(
     while len(rows) < len(items):
         workers = min(n_jobs, len(items) - len(rows))
         ready = context.Queue()
-        pool = context.Pool(workers, initializer=_start_worker, initargs=(ready,))
+        pool = context.Pool(workers, initializer=start_child, initargs=(os.getpid(), _start_worker, ready))
         try:
             for _ in range(workers):  # the time limit starts once every worker has imported RDKit
                 ready.get(timeout=WORKER_START_TIMEOUT)

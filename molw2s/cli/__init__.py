@@ -10,6 +10,7 @@ import errno
 import importlib
 import logging
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.text import Text
 
 from molw2s import __version__
 from molw2s.errors import MolW2SError
+from molw2s.processes import Terminated, raise_on_sigterm
 
 #: modules under molw2s.cli that each expose ``register(app: typer.Typer)``
 SUBCOMMAND_MODULES = (
@@ -73,9 +75,18 @@ for _name in SUBCOMMAND_MODULES:
 
 def main() -> None:
     """Console entry point: every failure is one line on stderr (no markup interpretation,
-    no traceback unless ``--debug``); exit status 2 for bad input or settings, 1 otherwise."""
+    no traceback unless ``--debug``); exit status 2 for bad input or settings, 1 otherwise.
+    An interrupt (Ctrl-C, SIGINT) or SIGTERM stops the command and its worker processes
+    and says how to resume (exit status 130 or 143)."""
+    raise_on_sigterm()
     try:
         app()
+    except SystemExit as exit_:
+        interrupt = _interrupt_of(exit_)
+        if interrupt is None:
+            raise
+        err_console.print(Text(interrupted_message(interrupt, sys.argv[1:])), highlight=False, soft_wrap=True)
+        sys.exit(143 if isinstance(interrupt, Terminated) else 130)
     except Exception as exc:
         if _OPTIONS["debug"] or os.environ.get("MOLW2S_DEBUG"):
             raise
@@ -85,6 +96,28 @@ def main() -> None:
         sys.exit(2 if isinstance(exc, MolW2SError) else 1)
 
 
+def _interrupt_of(exit_: SystemExit) -> KeyboardInterrupt | None:
+    """The interrupt behind ``exit_`` (typer turns ``KeyboardInterrupt`` into exit status 130)."""
+    cause: BaseException | None = exit_
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def interrupted_message(interrupt: KeyboardInterrupt, args: list[str]) -> str:
+    """One line: which command stopped, why, and how to resume it."""
+    command = shlex.join(["molw2s", *args])
+    why = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+    return (
+        f"{why}: `{command}` stopped, with its worker processes; rerun the same command to resume "
+        "(finished members, checkpoints and cells are kept)"
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     """One line a user can act on, for any exception."""
     if isinstance(exc, MolW2SError):
@@ -92,10 +125,13 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         path = exc.filename if exc.filename is not None else "?"
         if exc.errno == errno.ENOSPC:
-            free = _free_bytes(Path(str(path)))
+            where = "(file not known)"
+            if exc.filename is not None:
+                target = Path(os.path.abspath(str(path)))
+                where = f"{target} ({_free_bytes(target)} free on the file system holding it)"
             return (
-                f"disk full while writing {path} ({free} free on that file system); free some space or "
-                "choose another --run-dir, then rerun: finished work is kept and resumed"
+                f"disk full while writing {where}; free some space or choose another --run-dir, then rerun: "
+                "finished work is kept and resumed"
             )
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return f"cannot write or read {path}: {exc.strerror}; check its permissions or choose another --run-dir"

@@ -172,6 +172,26 @@ def validate(
         raise typer.Exit(code=1)
 
 
+def _duplicate_lines(check: TaskCheck, examples: int) -> list[str]:
+    """Up to ``examples`` duplicate groups with conflicting labels (with their spread), then
+    up to ``examples`` whose labels agree."""
+    from molw2s.data.validate import label_spread
+
+    conflicting = check.conflicting
+    lines = []
+    for i in conflicting[:examples]:
+        labels = check.duplicate_labels[i]
+        shown = ", ".join(f"{v:g}" for v in labels)
+        lines.append(
+            f"  duplicate rows: {check.duplicates[i].tolist()}: conflicting labels {shown} "
+            f"(spread {label_spread(labels):g})"
+        )
+    agreeing = [i for i in range(len(check.duplicates)) if i not in conflicting]
+    for i in agreeing[:examples]:
+        lines.append(f"  duplicate rows: {check.duplicates[i].tolist()}: same label {check.duplicate_labels[i][0]:g}")
+    return lines
+
+
 def _print_task_checks(console: Console, checks: list[TaskCheck], examples: int) -> None:
     """The tasks table, per-task examples of problems, and the split-files table."""
     from rich.markup import escape
@@ -187,7 +207,10 @@ def _print_task_checks(console: Console, checks: list[TaskCheck], examples: int)
         expected = "-" if c.expected_rows is None else str(c.expected_rows)
         if c.expected_rows is not None and c.expected_rows != c.n_rows:
             expected = f"[red]{expected}[/red]"
-        counts = (c.n_valid_smiles, _count(len(c.invalid)), _count(len(c.bad_labels)), len(c.duplicates), c.n_kept)
+        groups = (
+            f"{len(c.duplicates)} ([red]{len(c.conflicting)} conflicting[/red])" if c.conflicting else len(c.duplicates)
+        )
+        counts = (c.n_valid_smiles, _count(len(c.invalid)), _count(len(c.bad_labels)), groups, c.n_kept)
         table.add_row(c.name, str(c.n_rows), expected, *map(str, counts))
     console.print(table)
     splits = Table(title="split files")
@@ -204,8 +227,8 @@ def _print_task_checks(console: Console, checks: list[TaskCheck], examples: int)
         for label, items in (("invalid SMILES", c.invalid), ("bad labels", c.bad_labels)):
             for item in items[:examples]:
                 console.print(f"  {label}: {item}", highlight=False, markup=False)
-        for group in c.duplicates[:examples]:
-            console.print(f"  duplicate rows: {group.tolist()}", highlight=False)
+        for line in _duplicate_lines(c, examples):
+            console.print(line, highlight=False, markup=False)
         for s in c.splits:
             sizes = "/".join(map(str, s.sizes.values())) if s.sizes else "-"
             status = "[green]ok[/green]" if s.error is None else f"[red]{escape(s.error)}[/red]"

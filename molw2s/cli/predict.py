@@ -144,9 +144,13 @@ def _array_inputs(
         raise ConfigError(
             f"missing {', '.join(missing)}: give --weak, --strong and --labels arrays, or --task with encoders"
         )
+    from molw2s.w2s.validation import same_rows
+
     H_w = _load_matrix(weak, "weak representation")
     H_s = _load_matrix(strong, "strong representation")
-    return H_w, H_s, _load_vector(labels, "labels")
+    y = _load_vector(labels, "labels")
+    same_rows(**{f"--weak {weak}": H_w, f"--strong {strong}": H_s, f"--labels {labels}": y})
+    return H_w, H_s, y
 
 
 def _array_split(n_rows: int, split_file: Path | None, settings: CellSettings, seed: int) -> CellSplit:

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from molw2s.chem.smiles import DEFAULT_MAX_HEAVY_ATOMS
 from molw2s.chem.standardize import StandardizeOptions
-from molw2s.config import SafeName, StrictModel
+from molw2s.config import SafeName, Seed, StrictModel
 from molw2s.data.curation import BadLabelPolicy, DuplicatePolicy
 from molw2s.data.registry import lookup_name, task_aliases, task_names
 from molw2s.data.splits import check_fractions
@@ -25,7 +25,7 @@ class CorpusSpec(StrictModel):
     """nci5k, guacamol[:train|valid|test|all], moses, or a path to a .smi/.csv/.csv.gz file."""
     n: int | None = Field(default=None, ge=1)
     """Number of valid molecules to draw (None: all)."""
-    seed: int = 0
+    seed: Seed = 0
     smiles_col: str | None = None
     standardize: StandardizeOptions = StandardizeOptions()
     max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)
@@ -87,7 +87,7 @@ class SplitSpec(StrictModel):
     """
 
     method: Literal["random", "scaffold", "scaffold_balanced", "paper", "file"] = "random"
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     frac: tuple[float, float, float] = (0.8, 0.1, 0.1)
     path: Path | None = None
     """JSON split file for method 'file'."""
@@ -101,6 +101,16 @@ class SplitSpec(StrictModel):
     """Fewest molecules in D_s (the predictor's n_hat; smaller: an error)."""
     min_test: int = Field(30, ge=1)
     """Fewest test molecules for a meaningful error estimate (smaller: an error)."""
+
+    @field_validator("n_weak", "n_strong")
+    @classmethod
+    def _size(cls, value: int | float) -> int | float:
+        """A count >= 1, or a fraction in (0, 1] of the training part."""
+        if isinstance(value, float) and not 0 < value <= 1:
+            raise ValueError("a fraction of the training part must lie in (0, 1]; give a count as a whole number")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a count must be >= 1")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> SplitSpec:

@@ -107,6 +107,12 @@ def load_corpus(
         raise DataError(f"strict mode: {format_invalid(corpus.invalid, len(corpus) + corpus.n_skipped)}", path=path)
     if n is not None and len(corpus) < n:
         raise DataError(f"asked for n={n} valid molecules but only {len(corpus)} are valid", path=path)
+    if len(corpus) == 0:
+        raise DataError(
+            f"corpus {name}: no valid molecule in {corpus.n_total} row(s) (column {column!r}); "
+            "check the file and its SMILES column",
+            path=path,
+        )
     return corpus
 
 

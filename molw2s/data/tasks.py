@@ -169,7 +169,7 @@ def _from_file(name: str, path: Path, description: str, smiles_col: str, label_c
         invalid=invalid,
         bad_labels=bad,
     )
-    return _resolve_duplicates(task, cleaning.duplicates)
+    return _usable(_resolve_duplicates(task, cleaning.duplicates))
 
 
 def _demo_task(key: str, cleaning: Cleaning) -> Task:
@@ -193,7 +193,19 @@ def _demo_task(key: str, cleaning: Cleaning) -> Task:
         description=description,
         invalid=corpus.invalid,
     )
-    return _resolve_duplicates(task, cleaning.duplicates)
+    return _usable(_resolve_duplicates(task, cleaning.duplicates))
+
+
+def _usable(task: Task) -> Task:
+    """``task``, or a DataError naming it and its file when no molecule is left to use."""
+    if len(task) == 0:
+        raise DataError(
+            f"task {task.name}: no usable molecule in {task.n_rows} row(s) "
+            f"({len(task.invalid)} invalid SMILES, {len(task.bad_labels)} bad label(s), column "
+            f"{task.smiles_col!r} / {task.label_col!r}); check the file and its columns",
+            path=task.source,
+        )
+    return task
 
 
 def _resolve_duplicates(task: Task, policy: DuplicatePolicy) -> Task:

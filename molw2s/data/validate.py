@@ -38,9 +38,16 @@ class TaskCheck:
     invalid: list[InvalidSmiles] = field(default_factory=list)
     bad_labels: list[BadLabel] = field(default_factory=list)
     duplicates: list[np.ndarray] = field(default_factory=list)
+    duplicate_labels: list[np.ndarray] = field(default_factory=list)
+    """The labels of each group of ``duplicates``, in the same order."""
     n_kept: int = 0
     splits: list[SplitCheck] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def conflicting(self) -> list[int]:
+        """Positions in ``duplicates`` of the groups whose labels differ."""
+        return [i for i, labels in enumerate(self.duplicate_labels) if label_spread(labels) > 0]
 
     @property
     def n_valid_smiles(self) -> int:
@@ -81,6 +88,7 @@ def check_task(
     except MolW2SError as exc:
         return TaskCheck(name=name, error=str(exc))
     expected = TASK_SOURCES[task.name].n_rows if task.name in TASK_SOURCES else None
+    position = {int(row): i for i, row in enumerate(task.row_index)}  # duplicates are kept here
     return TaskCheck(
         name=task.name,
         source=task.source,
@@ -89,9 +97,16 @@ def check_task(
         invalid=task.invalid,
         bad_labels=task.bad_labels,
         duplicates=task.duplicates,
+        duplicate_labels=[task.y[[position[int(row)] for row in group]] for group in task.duplicates],
         n_kept=len(task),
         splits=[check_split(path, task) for path in find_split_files(task)],
     )
+
+
+def label_spread(labels: np.ndarray) -> float:
+    """Largest minus smallest of ``labels`` (0 when they agree to 1e-9 relative)."""
+    spread = float(np.max(labels) - np.min(labels))
+    return 0.0 if spread <= 1e-9 * max(1.0, float(np.max(np.abs(labels)))) else spread
 
 
 def find_split_files(task: Task) -> list[Path]:

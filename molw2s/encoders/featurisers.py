@@ -47,10 +47,16 @@ def featuriser_encoder(spec: str) -> Encoder | None:
         diameter, nbits, counts = match.groups()
         return _ecfp(spec, int(diameter), int(nbits or 2048), bool(counts))
     if lower.startswith("ecfp:"):
-        opts = _keywords(spec, lower[5:], {"radius", "nbits", "counts"})
-        return ECFPEncoder(
-            int(opts.get("radius", 2)), int(opts.get("nbits", 2048)), opts.get("counts", "false") == "true"
-        )
+        opts = {
+            "radius": "2",
+            "nbits": "2048",
+            "counts": "false",
+            **_keywords(spec, lower[5:], {"radius", "nbits", "counts"}),
+        }
+        if opts["counts"] not in ("true", "false"):
+            raise ConfigError(f"encoder {spec!r}: counts must be true or false, got {opts['counts']!r}")
+        radius, nbits = (_int_option(spec, key, opts[key]) for key in ("radius", "nbits"))
+        return _ecfp(spec, 2 * radius, nbits, opts["counts"] == "true")
     if lower == "maccs":
         return MACCSEncoder()
     if lower in ("rdkit2d", "rdkit_desc", "rdkit2d-raw"):
@@ -60,8 +66,19 @@ def featuriser_encoder(spec: str) -> Encoder | None:
 
 def _ecfp(spec: str, diameter: int, nbits: int, counts: bool) -> ECFPEncoder:
     if diameter % 2 or diameter < 0 or nbits < 1:
-        raise ConfigError(f"encoder {spec!r}: ECFP needs an even diameter (ecfp4 = radius 2) and nbits >= 1")
+        raise ConfigError(
+            f"encoder {spec!r}: ECFP needs an even diameter >= 0 (ecfp4 = radius 2) and nbits >= 1, "
+            f"got radius {diameter / 2:g} and nbits {nbits}"
+        )
     return ECFPEncoder(diameter // 2, nbits, counts)
+
+
+def _int_option(spec: str, key: str, value: str) -> int:
+    """The integer ``value`` of option ``key`` of ``spec``; a ConfigError naming both otherwise."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"encoder {spec!r}: {key} must be a whole number, got {value!r}") from None
 
 
 def _keywords(spec: str, body: str, allowed: set[str]) -> dict[str, str]:

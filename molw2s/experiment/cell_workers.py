@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import ExperimentConfig
+from molw2s.processes import start_child, stop_on_exit
 
 #: a task with fewer cells to compute runs them in this process
 PARALLEL_CELLS_FROM = 16
@@ -56,9 +57,13 @@ def compute_cells(
         return
     _WORKER.update(representations=representations, y=y, config=config)  # inherited by the fork
     try:
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(cells)), mp_context=get_context("fork"), initializer=_start_worker
-        ) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=min(jobs, len(cells)),
+            mp_context=get_context("fork"),
+            initializer=start_child,
+            initargs=(os.getpid(), _start_worker),
+        )
+        with stop_on_exit(pool):
             futures = [pool.submit(_worker_cell, split, name) for split, name in cells]
             for future in futures:
                 yield future.result()

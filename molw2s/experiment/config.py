@@ -7,9 +7,10 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from molw2s.config import SafeName, StrictModel, load_config
+from molw2s.config import SafeName, Seed, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.encoders.spec import DEFAULT_POOLING, Pooling, Precision
+from molw2s.errors import ConfigError
 from molw2s.finetuning.config import BaselineSettings, FinetuneSettings
 from molw2s.multicap.config import BootstrapConfig, DiversityConfig, SelectionConfig, StudentConfig
 from molw2s.theory.predictor import PredictorConfig
@@ -80,7 +81,7 @@ class ControlledFamily(StrictModel):
     """A featuriser spec (e.g. ecfp4-2048) mixed into the strong representation."""
     mix_weights: list[float] = Field(default_factory=list)
     """Weights of the featuriser in the mix (0: strong only, 1: featuriser only)."""
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> ControlledFamily:
@@ -131,7 +132,7 @@ class EvaluationSettings(StrictModel):
 
     n_boot: int = Field(2000, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     resample: Literal["models", "models_and_seeds"] = "models"
     relative_errors: bool = False
 
@@ -286,6 +287,13 @@ def _load_with_family(model: type[C], path: str | Path, overrides: list[str] | t
         candidate = Path(path).parent / config.family
         if candidate.is_file():
             config.family = candidate
+        elif not config.family.is_file():
+            raise ConfigError(
+                f"{path}: family: no file {config.family} in the config's folder ({candidate.resolve()}) "
+                f"or the current one ({config.family.resolve()})"
+            )
+    elif config.family is not None and not config.family.is_file():
+        raise ConfigError(f"{path}: family: no file {config.family}")
     return config
 
 

@@ -12,6 +12,7 @@ error is in the task's original units.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from molw2s.experiment.config import FinetuneConfig
 from molw2s.experiment.finetune_report import write_finetune_report
 from molw2s.experiment.models import resolve_models
 from molw2s.finetuning.baselines import fit_baseline
+from molw2s.finetuning.model import check_freeze
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
 from molw2s.io import CachedResult, content_hash, file_digest, safe_filename, write_text_atomic
 from molw2s.tracking import LOG_DIR, Tracking
@@ -56,6 +58,9 @@ def run_finetune(config: FinetuneConfig, *, progress: bool = True, tracking: Tra
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     checkpoint = resolve_checkpoint(config)
+    if config.end_to_end:
+        layers = json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"]
+        check_freeze(config.training.freeze, int(layers), "training.freeze")
     cells = []
     for spec in config.tasks:
         task = load_task_spec(spec, data_dir=config.data_dir, strict=config.strict)

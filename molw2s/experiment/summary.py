@@ -40,9 +40,31 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     for path in (run_dir / "report" / "results.json", run_dir / "results.json"):
         if path.is_file():
-            results: dict[str, Any] = json.loads(path.read_text())
-            return results
+            return _checked_results(path)
     raise DataError(f"no results.json in {run_dir} or {run_dir / 'report'}: has `molw2s run` finished there?")
+
+
+#: what every task of a ``molw2s run`` results.json holds (what the report reads)
+_TASK_KEYS = ("correlations", "interpretation", "predgap_check_spearman")
+
+
+def _checked_results(path: Path) -> dict[str, Any]:
+    """The results.json at ``path``; a DataError naming it when it is truncated, not JSON,
+    or not written by ``molw2s run``."""
+    try:
+        results: Any = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"not valid JSON ({exc}): truncated or damaged; rerun `molw2s run` to rewrite it", path=path
+        ) from None
+    tasks = results.get("tasks") if isinstance(results, dict) else None
+    if not isinstance(tasks, dict) or "name" not in results:
+        raise DataError("not the results.json of `molw2s run` (no 'name' and 'tasks')", path=path)
+    for task, res in tasks.items():
+        missing = [key for key in _TASK_KEYS if not isinstance(res, dict) or key not in res]
+        if missing:
+            raise DataError(f"task {task!r} lacks {missing}: not the results.json of `molw2s run`", path=path)
+    return dict(results)
 
 
 def headline_markdown(results: dict[str, Any]) -> str:

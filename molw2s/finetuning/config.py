@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from molw2s.config import StrictModel
+from molw2s.config import Seed, StrictModel
 from molw2s.encoders.spec import DEFAULT_POOLING, Pooling
 
 
@@ -27,14 +27,14 @@ class FinetuneSettings(StrictModel):
     patience: int | None = Field(5, ge=1)
     freeze: int = Field(0, ge=0)
     """Bottom blocks kept frozen: 0 none, 1 the embeddings, 1 + k the embeddings and the
-    first k transformer layers (more than the model has: the whole encoder)."""
+    first k transformer layers; at most the model's layer count (the top layer trains)."""
     pooling: Pooling = DEFAULT_POOLING
     dropout: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
     bf16: bool = True
     """bf16 autocast on CUDA (ignored on CPU, which trains in float32)."""
     device: str = "auto"
-    seed: int = 0
+    seed: Seed = 0
 
 
 BaselineModel = Literal["ridge", "svr"]

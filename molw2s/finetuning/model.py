@@ -8,6 +8,17 @@ from transformers import BertModel
 
 from molw2s.encoders.spec import Pooling
 from molw2s.encoders.transformer import pool
+from molw2s.errors import ConfigError
+
+
+def check_freeze(blocks: int, layers: int, key: str) -> None:
+    """A ConfigError naming ``key`` when freezing ``blocks`` of an encoder with ``layers``
+    transformer layers would leave none of them to train."""
+    if blocks > layers:
+        raise ConfigError(
+            f"freeze={blocks} ({key}) would freeze the whole encoder, which has {layers} transformer "
+            f"layer(s): use at most {layers} (0 none, 1 the embeddings, 1 + k also the first k layers)"
+        )
 
 
 class RegressionModel(nn.Module):
@@ -35,10 +46,12 @@ class RegressionModel(nn.Module):
         return out
 
     def freeze(self, blocks: int) -> int:
-        """Freeze the bottom ``blocks`` (1 = embeddings, 1 + k = also the first k layers);
-        returns how many blocks are frozen (at most embeddings + every layer)."""
-        parts: list[nn.Module] = [self.encoder.embeddings, *self.encoder.encoder.layer]
-        for part in parts[:blocks]:
+        """Freeze the bottom ``blocks`` (1 = embeddings, 1 + k = also the first k layers) and
+        return ``blocks``; a ConfigError when that would leave no transformer layer to train
+        (the run would not be end-to-end finetuning)."""
+        layers = list(self.encoder.encoder.layer)
+        check_freeze(blocks, len(layers), "training.freeze, w2s.finetune.freeze or student.finetune.freeze")
+        for part in [self.encoder.embeddings, *layers][:blocks]:
             for p in part.parameters():
                 p.requires_grad_(False)
-        return min(blocks, len(parts))
+        return blocks

@@ -7,10 +7,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from molw2s.config import StrictModel
+from molw2s.config import Seed, StrictModel
 from molw2s.errors import ConfigError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.w2s.features import DEFAULT_SCALE, Scale
+from molw2s.w2s.validation import MAX_BETA
 
 SelectionMethod = Literal["random", "reward", "gap", "disagreement", "oracle"]
 #: every selection method; ``oracle`` knows the true weak-label error (an upper bound)
@@ -36,7 +37,7 @@ class StudentConfig(StrictModel):
     """
 
     kind: Literal["shared", "ridge", "finetune"] = "shared"
-    beta: float = Field(0.05, gt=0)
+    beta: float = Field(0.05, gt=0, le=MAX_BETA)
     scale: Scale = DEFAULT_SCALE
     rank: int = Field(8, ge=1)
     max_iter: int = Field(300, ge=1)
@@ -49,7 +50,7 @@ class StudentConfig(StrictModel):
     """How the ``finetune`` student trains (stage 1 and stage 2 alike)."""
     valid_frac: float = Field(0.1, gt=0, lt=1)
     """Share of each capability's training rows the ``finetune`` student holds out for early stopping."""
-    seed: int = 0
+    seed: Seed = 0
 
 
 class RewardConfig(StrictModel):

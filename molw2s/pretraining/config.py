@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from molw2s.config import SafeName, StrictModel, build_model, load_config
+from molw2s.config import SafeName, Seed, StrictModel, build_model, load_config
 from molw2s.data.config import CorpusSpec, TaskSpec
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.errors import ConfigError
@@ -64,7 +64,7 @@ class TrainConfig(StrictModel):
     mlm_weight: float = Field(1.0, ge=0.0)
     physchem_weight: float = Field(1.0, ge=0.0)
     bucket_batches: int = Field(50, ge=1)  # batches per length-sorted bucket
-    seed: int = 0
+    seed: Seed = 0
     checkpoint_every: int = Field(200, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     eval_every: int = Field(200, ge=1)

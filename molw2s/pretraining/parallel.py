@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molw2s.pretraining.config import FamilyConfig, MemberConfig
+from molw2s.processes import start_child, stop_on_exit
 from molw2s.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -71,16 +72,22 @@ def train_in_processes(
 ) -> None:
     """Train ``jobs`` (in the order given) in ``processes`` workers. The first failure is
     re-raised once the running members have stopped (their checkpoints let a rerun resume
-    them); members not started yet are cancelled."""
+    them); members not started yet are cancelled. An interrupt (SIGINT, SIGTERM) stops the
+    running members at once, and a killed parent takes its workers with it
+    (:mod:`molw2s.processes`)."""
     if callable(tracking):
         raise ValueError("parallel_members > 1 needs tracking given by name ('auto', 'tensorboard', 'none')")
     context = get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
     threads = threads_per_member(processes)
     settings = family.model_dump(mode="json")
-    with ProcessPoolExecutor(
-        max_workers=processes, mp_context=context, initializer=_init_worker, initargs=(data, level)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=context,
+        initializer=start_child,
+        initargs=(os.getpid(), _init_worker, data, level),
+    )
+    with stop_on_exit(pool):
         futures: dict[Future[dict[str, Any]], str] = {
             pool.submit(_train_member, settings, job, progress, tracking, threads): job.member for job in jobs
         }

@@ -8,6 +8,24 @@ import numpy as np
 
 from molw2s.errors import DataError, DataNotFoundError
 
+#: the first bytes of a .npy file and of a .npz (zip) file
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}
+
+
+def _what_file(head: bytes) -> str:
+    """What a file starting with ``head`` looks like: empty, a pickle, text, or unknown."""
+    if not head:
+        return "an empty file"
+    if head[:1] == b"\x80":
+        return "a Python pickle (never loaded: unpickling can run code)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a binary file of unknown format"
+    if all(c.isprintable() or c.isspace() for c in text):
+        return f"a text file (starting {text.splitlines()[0][:40]!r})"
+    return "a binary file of unknown format"
+
 
 def load_array(spec: str | Path, what: str = "array") -> np.ndarray:
     """The array in ``spec``: ``file.npy``, ``file.npz`` holding one array, or
@@ -21,6 +39,13 @@ def load_array(spec: str | Path, what: str = "array") -> np.ndarray:
         raise DataNotFoundError(f"{what} file not found: {path}")
     if path.suffix not in (".npy", ".npz"):
         raise DataError(f"{what} must be a .npy or .npz file", path=path)
+    with open(path, "rb") as fh:
+        start = fh.read(64)
+    if not start.startswith(_MAGIC[path.suffix]):
+        raise DataError(
+            f"{what} is {_what_file(start)}, not a {path.suffix} file: write it with numpy.save / numpy.savez",
+            path=path,
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:

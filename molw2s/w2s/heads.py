@@ -23,13 +23,13 @@ from typing import Literal
 
 import numpy as np
 import scipy.linalg
-from pydantic import Field
+from pydantic import Field, model_validator
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from molw2s.config import StrictModel
+from molw2s.config import Seed, StrictModel
 from molw2s.errors import ConfigError, MolW2SError
 from molw2s.w2s.features import DEFAULT_SCALE, FeatureScaling, Scale, check_scale, fit_scaling
-from molw2s.w2s.validation import as_matrix, as_vector, check_beta
+from molw2s.w2s.validation import MAX_BETA, as_matrix, as_vector, check_beta
 
 log = logging.getLogger(__name__)
 
@@ -245,13 +245,23 @@ class HeadConfig(StrictModel):
     768-d embedding and a 2048-bit fingerprint (docs/theory_choices.md)."""
 
     solver: Solver = "ridge"
-    beta: float = Field(DEFAULT_BETA, gt=0)
+    beta: float = Field(DEFAULT_BETA, gt=0, le=MAX_BETA)
     scale: Scale = DEFAULT_SCALE
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(1024, ge=1)
     epochs: int = Field(2000, ge=1)
-    seed: int = 0
+    seed: Seed = 0
     device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _sgd_can_converge(self) -> HeadConfig:
+        if self.solver == "sgd" and self.lr * 2 * self.beta >= 2:
+            raise ValueError(
+                f"lr={self.lr:g} with beta={self.beta:g}: each SGD step multiplies the weights by "
+                f"1 - lr * 2 * beta = {1 - self.lr * 2 * self.beta:g}, so the sgd head cannot converge; "
+                "lower lr or beta (lr * beta < 1)"
+            )
+        return self
 
     def build(self, *, progress: bool = False) -> LinearHead:
         """A fresh, unfitted head with these settings."""

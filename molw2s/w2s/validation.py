@@ -53,13 +53,19 @@ def same_rows(**arrays: np.ndarray) -> int:
     return next(iter(rows.values()))
 
 
+#: the largest ridge coefficient accepted: far beyond any useful regularisation (trace-scaled
+#: features have a total variance of 1), and ``n * beta`` in the solves stays finite
+MAX_BETA = 1e12
+
+
 def check_beta(beta: float, name: str = "beta", *, allow_zero: bool = False) -> float:
-    """``beta`` as a float, positive (or non-negative with ``allow_zero``) and finite."""
+    """``beta`` as a float, positive (or non-negative with ``allow_zero``) and at most
+    :data:`MAX_BETA`."""
     value = float(beta)
-    ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0) and value <= MAX_BETA
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be finite and {bound}, got {beta!r}")
+        raise ConfigError(f"{name} must be finite, {bound} and <= {MAX_BETA:g}, got {beta!r}")
     return value
 
 
