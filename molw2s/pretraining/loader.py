@@ -28,6 +28,7 @@ from molw2s.encoders.packing import pack_layout
 from molw2s.encoders.padding import pad_batch
 from molw2s.encoders.tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, encode_smiles
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
+from molw2s.pretraining.config import TrainConfig
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.masking import mask_tokens
 
@@ -205,7 +206,14 @@ class StepLayout:
     pad_multiple: int = 1
     micro_batches: int = 1
     packing: int | None = None  # row width of packed micro-batches; None: padded
-    rows_multiple_of: int = 1
+
+    @classmethod
+    def for_training(cls, train: TrainConfig, device: torch.device) -> StepLayout:
+        """The layout a member trains with: ``train``'s micro-batches and packing, widths
+        padded to a multiple of 8 on CUDA (tensor cores). Packed rows are not rounded to a
+        count: the model is compiled with dynamic shapes, and empty rows would be padding."""
+        pad = 8 if device.type == "cuda" else 1
+        return cls(pad_multiple=pad, micro_batches=train.micro_batches, packing=train.packing)
 
     def split(self, batch: Batch, pad_id: int) -> list[Batch]:
         """``batch`` as the step's micro-batches (molecules of similar length), each packed if asked."""
@@ -213,7 +221,7 @@ class StepLayout:
         parts = batch.chunks(k, pad_multiple=self.pad_multiple) if k > 1 else [batch]
         if self.packing is None:
             return parts
-        return [p.packed(self.packing, pad_id=pad_id, rows_multiple_of=self.rows_multiple_of) for p in parts]
+        return [p.packed(self.packing, pad_id=pad_id) for p in parts]
 
 
 class BatchOrder:

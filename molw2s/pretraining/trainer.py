@@ -299,12 +299,7 @@ class MemberTrainer:
         """The micro-batches of each step from the current one to the end (built by
         ``data_workers`` processes)."""
         cuda = self.dist.device.type == "cuda"
-        layout = StepLayout(
-            pad_multiple=8 if cuda else 1,
-            micro_batches=self.cfg.micro_batches,
-            packing=self.cfg.packing,
-            rows_multiple_of=8 if cuda else 1,
-        )
+        layout = StepLayout.for_training(self.cfg, self.dist.device)
         steps = StepBatches(self.data, self.order, seed=self.cfg.seed, layout=layout)
         return batch_stream(steps, start=self.step, stop=self.member.steps, workers=self.workers, pin_memory=cuda)
 
