@@ -362,3 +362,19 @@ def test_gpu_batches_stay_under_the_padding_target(shared_data) -> None:
     chosen = padding(train.bucket_batches, StepLayout.for_training(train, torch.device("cuda")))
     buckets = padding(50, StepLayout(pad_multiple=8))  # canonical-length buckets of randomised SMILES
     assert chosen <= PADDING_TARGET < buckets, (chosen, buckets)
+
+
+def test_benchmark_flops_count_the_lengths_trained(data) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from bench_pretrain import model_flops, real_lengths
+
+    rows = np.arange(32)
+    batch = make_batch(data, rows, seed=3)  # randomised SMILES
+    padded = real_lengths([batch])
+    packed = real_lengths(StepLayout(micro_batches=2, packing=128).split(batch, data.tokenizer.pad_token_id))
+    assert sorted(padded) == sorted(packed) and padded.sum() == batch.n_tokens
+    canonical = data.train.lengths[rows]
+    assert not np.array_equal(np.sort(padded), np.sort(canonical))
+    assert model_flops(TINY, padded) != model_flops(TINY, canonical)
