@@ -1,12 +1,15 @@
-"""configs/gpu.yaml's own code path at tiny scale on the CPU: the shipped experiment and
-family files, loaded and shrunk (model sizes, steps, corpus size, batch, one task), then run
-with ``molw2s run`` as docs/experiment.md runs them on a GPU: two member processes, each
-with batch workers building packed batches, bf16 embedding, the sweep in worker processes,
-the evaluation."""
+"""configs/gpu.yaml's own code path at tiny scale on the CPU (issue 27): the shipped
+experiment and family files, shrunk by ``benchmarks/gpu_check.py`` (model sizes, steps,
+corpus size, batch, one task; every setting of the path kept), run with ``molw2s run`` as
+docs/experiment.md runs them on a GPU: two member processes, each with batch workers
+building packed batches, bf16 embedding, the sweep in worker processes, the evaluation.
+And gpu_check.py's other sections, at tiny scale on the CPU."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,52 +17,23 @@ from typer.testing import CliRunner
 
 from molw2s.cli import app
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY_MODEL = {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32}
-
-
-def _shrunk_family() -> tuple[dict, dict[str, str]]:
-    """family_gpu.yaml at tiny scale, and the old -> new names of its snapshots."""
-    family = yaml.safe_load((CONFIGS / "family_gpu.yaml").read_text())
-    family["data"].update(corpus={"name": "moses", "n": 300}, max_val=32, descriptor_jobs=2, mix_tasks=["FreeSolv"])
-    train = family["train"]
-    assert train["device"] == "cuda" and train["data_workers"] > 0 and train["packing"]
-    train.update(device="cpu", batch_size=8, warmup_steps=1, checkpoint_every=4, eval_every=4, data_workers=1)
-    assert family["parallel_members"] == 2
-    renamed: dict[str, str] = {}
-    for member in family["members"]:
-        member["model"] = TINY_MODEL
-        member["train"] = {k: v for k, v in member.get("train", {}).items() if k != "warmup_steps"}
-        snapshots = member.get("snapshots", [])
-        member["steps"] = 2 * (len(snapshots) + 1) + 2
-        member["snapshots"] = [2 * (i + 1) for i in range(len(snapshots))]
-        renamed.update(
-            {f"{member['name']}@{a}": f"{member['name']}@{b}" for a, b in zip(snapshots, member["snapshots"])}
-        )
-    return family, renamed
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from gpu_check import small_gpu_configs  # noqa: E402
 
 
 def test_gpu_yaml_runs_end_to_end_at_tiny_scale_on_the_cpu(shared_data: Path, tmp_path: Path) -> None:
-    family, renamed = _shrunk_family()
-    (tmp_path / "family.yaml").write_text(yaml.safe_dump(family))
-    config = yaml.safe_load((CONFIGS / "gpu.yaml").read_text())
-    assert config["embedding"]["precision"] == "bfloat16"
-    config.update(
-        family="family.yaml",
-        run_dir=str(tmp_path / "run"),
-        weak=[renamed.get(name, name) for name in config["weak"]],
-        tasks=["FreeSolv"],
-        sweep_jobs=2,
-        evaluation={"n_boot": 50},
-    )
-    assert len(config["expand"]["controlled"]["subspace_dims"]) == 3
-    config["expand"]["controlled"]["subspace_dims"] = [8, 4, 2]  # of the 16-d strong representation
-    (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(config))
-    args = ["run", str(tmp_path / "gpu.yaml"), "--data-dir", str(shared_data / "moleculenet")]
-    result = CliRunner().invoke(app, [*args, f"corpus_dir={shared_data}"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-
+    experiment = small_gpu_configs(tmp_path, tiny=True)
+    config = yaml.safe_load(experiment.read_text())
+    family = yaml.safe_load((tmp_path / "family.yaml").read_text())
+    train = family["train"]
+    assert train["data_workers"] > 0 and train["packing"] and family["parallel_members"] == 2
+    assert config["embedding"]["precision"] == "bfloat16" and config["sweep_jobs"] > 1
     run = tmp_path / "run"
+    args = ["run", str(experiment), "--data-dir", str(shared_data / "moleculenet"), f"run_dir={run}"]
+    result = CliRunner().invoke(app, [*args, f"corpus_dir={shared_data}"])
+    assert result.exit_code == 0, result.output[-3000:] + repr(result.exception)
+
     timings = json.loads((run / "timings.json").read_text())
     assert list(timings["seconds"]) == ["pretraining", "embedding", "sweep", "evaluation"]
     for member in family["members"]:
@@ -69,3 +43,17 @@ def test_gpu_yaml_runs_end_to_end_at_tiny_scale_on_the_cpu(shared_data: Path, tm
     assert len(weak) == len(config["weak"]) + len(config["expand"]["controlled"]["subspace_dims"])
     assert results["tasks"]["FreeSolv"]["n_cells"] == len(weak) * len(config["splits"]["seeds"])
     assert "Task FreeSolv" in (run / "report" / "report.md").read_text()
+
+
+def test_gpu_check_runs_its_sections_on_the_cpu(shared_data: Path, tmp_path: Path) -> None:
+    command = [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu-smoke", "--out", str(tmp_path)]
+    command += ["--data-root", str(shared_data), "--skip", "e2e"]  # e2e: the test above
+    subprocess.run(command, check=True, timeout=600, capture_output=True)
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [k for k, v in report.items() if isinstance(v, dict) and "error" in v] == []
+    assert set(report["pipeline"]) == {"1_workers", "2_workers"}
+    for run in (*report["strong"].values(), *report["side_by_side"].values()):
+        assert run["steps_per_s"] > 0 and run["real_tokens_per_s"] > 0 and 0 <= run["data_wait_share"] < 1
+    assert report["profile"]["attention_kernel"] and report["profile"]["top"]
+    assert report["embedding"]["bfloat16_molecules_per_s"] > 0
+    assert "| strong member, packed |" in (tmp_path / "gpu_check.md").read_text()
