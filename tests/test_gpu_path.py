@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from molw2s.encoders.model import MolBertForPretraining, make_molbert_config, padding_attention_mask
+from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.errors import MolW2SError, TrainingError
 from molw2s.pretraining import checkpoint as ckpt
@@ -86,6 +86,7 @@ def test_a_training_step_never_waits_for_the_device(data, tmp_path, monkeypatch)
 
 def test_an_embedding_batch_never_waits_for_the_device(make_tiny_checkpoint, tmp_path) -> None:
     from molw2s.encoders.embed import TransformerEncoder
+    from molw2s.encoders.model import padding_attention_mask
 
     smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccccc1", "N"]
     encoder = TransformerEncoder(make_tiny_checkpoint(tmp_path / "m", smiles), pooling="mean", device="cpu")
@@ -118,6 +119,8 @@ def test_a_finetuning_step_never_waits_for_the_device() -> None:
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_the_4d_padding_mask_computes_what_the_2d_mask_does(attention: str) -> None:
+    from molw2s.encoders.model import padding_attention_mask
+
     config = make_molbert_config(
         TINY, vocab_size=40, max_length=64, pad_token_id=0, physchem=None, attn_implementation=attention
     )
