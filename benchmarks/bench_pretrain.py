@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -116,21 +117,32 @@ def bench_ours(
         stream = trainer.batches()  # the trainer's own batch pipeline (workers, augmentation, masking)
         for _ in range(args.warmup):
             trainer.train_step(next(stream))
-        device = trainer.dist.device
-        sync(device)
-        tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            asked = time.perf_counter()
-            batch = next(stream)
-            waited += time.perf_counter() - asked
-            lengths.append(real_lengths(batch))
-            trainer.train_step(batch)
-        sync(device)
-        elapsed = time.perf_counter() - start
-    real = trainer.counters["tokens"] - tokens0
-    flops = model_flops(size, np.concatenate(lengths))
-    return {"tokens": real, "seconds": elapsed, "flops": flops, "wait": waited / elapsed}
+        timed = timed_steps(trainer, stream, args.steps)
+    flops = model_flops(size, timed["lengths"])
+    return {"tokens": timed["tokens"], "seconds": timed["seconds"], "flops": flops, "wait": timed["wait"]}
+
+
+def timed_steps(trainer: MemberTrainer, stream: Iterator[list[Batch]], steps: int) -> dict:
+    """``steps`` training steps of ``trainer`` from ``stream``, timed from an idle device:
+    real tokens, seconds, the share spent waiting for batches, the lengths trained."""
+    device = trainer.dist.device
+    sync(device)
+    tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        asked = time.perf_counter()
+        batch = next(stream)
+        waited += time.perf_counter() - asked
+        lengths.append(real_lengths(batch))
+        trainer.train_step(batch)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    return {
+        "tokens": trainer.counters["tokens"] - tokens0,
+        "seconds": elapsed,
+        "wait": waited / elapsed,
+        "lengths": np.concatenate(lengths),
+    }
 
 
 def bench_plain_hf(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace) -> dict:

@@ -50,7 +50,7 @@ from molw2s.pretraining.config import FamilyConfig, MemberConfig, TrainConfig
 from molw2s.pretraining.corpus import PretrainingData, prepare_pretraining_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pretrain import model_flops, real_lengths
+from bench_pretrain import model_flops, sync, timed_steps
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -211,30 +211,21 @@ def time_member(
         stream = trainer.batches()
         for _ in range(warmup):
             trainer.train_step(next(stream))
-        _sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
-        start = time.perf_counter()
-        for _ in range(steps):
-            asked = time.perf_counter()
-            parts = next(stream)
-            waited += time.perf_counter() - asked
-            lengths.append(real_lengths(parts))
-            trainer.train_step(parts)
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        flops = model_flops(member.model, np.concatenate(lengths))
+        timed = timed_steps(trainer, stream, steps)
+        elapsed, lengths = timed["seconds"], timed["lengths"]
+        flops = model_flops(member.model, lengths)
         result: dict[str, Any] = {
             "member": member.name,
             "steps": steps,
             "steps_per_s": round(steps / elapsed, 3),
-            "real_tokens_per_s": round((trainer.counters["tokens"] - tokens0) / elapsed),
+            "real_tokens_per_s": round(timed["tokens"] / elapsed),
             "molecules_per_s": round(steps * train.batch_size / elapsed),
-            "mean_real_length": round(float(np.concatenate(lengths).mean()), 2),
+            "mean_real_length": round(float(lengths.mean()), 2),
             "tflops_per_s": round(flops / elapsed / 1e12, 2),
             "mfu": round(flops / elapsed / peak, 4) if peak else None,
-            "data_wait_share": round(waited / elapsed, 4),
+            "data_wait_share": round(timed["wait"], 4),
             "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
             if device.type == "cuda"
             else None,
@@ -253,7 +244,7 @@ def profile(trainer: Any, stream: Any, steps: int, device: torch.device) -> dict
     with torch_profile(activities=activities) as prof:
         for _ in range(steps):
             trainer.train_step(next(stream))
-        _sync(device)
+        sync(device)
     cuda = device.type == "cuda"
     averages = prof.key_averages()
     key = (lambda e: e.device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
@@ -335,17 +326,12 @@ def embedding(data: PretrainingData, size: ModelSizeConfig, out: Path, n: int, d
     for precision in ("bfloat16", "float32"):
         encoder = TransformerEncoder(path, pooling="mean", batch_size=512, device=device.type, precision=precision)
         encoder.encode(smiles[:1024])  # loads the model, warms the kernels
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         encoder.encode(smiles)
-        _sync(device)
+        sync(device)
         result[f"{precision}_molecules_per_s"] = round(n / (time.perf_counter() - start))
     return result
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # -- the report -----------------------------------------------------------------------------
