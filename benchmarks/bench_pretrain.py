@@ -18,26 +18,31 @@ data. A row without bucketing separates the padding effect. Throughput counts re
     python benchmarks/bench_pretrain.py --size paper --batch-size 256 --steps 50  # on a GPU
 
 On CUDA it also reports model FLOPs utilisation (MFU): useful FLOPs per step,
-sum_i (6 N l_i + 12 L H l_i^2) over the real lengths l_i (N: encoder parameters outside
-the embeddings), divided by time and the GPU's dense bf16 peak.
+sum_i (6 N l_i + 12 L H l_i^2) over the real lengths l_i of the molecules in the batches
+trained (their randomised SMILES, not the canonical ones; N: encoder parameters outside the
+embeddings), divided by time and the card's dense bf16 peak (by its name: H100 SXM, PCIe
+and NVL differ). With ``--no-physchem`` it matches configs/family_gpu.yaml. Time many more
+steps than the workers prefetch (4 per worker) or the data wait hides in the prefetched
+batches: benchmarks/gpu_check.sh times 300.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from molw2s.data.config import CorpusSpec
-from molw2s.encoders.device import resolve_device
+from molw2s.encoders.device import available_cpus, peak_bf16_flops, resolve_device
 from molw2s.encoders.model_size import ModelSizeConfig
 from molw2s.pretraining.config import MemberConfig, PretrainingDataConfig, TrainConfig
 from molw2s.pretraining.corpus import PretrainingData, prepare_pretraining_data
+from molw2s.pretraining.loader import Batch
 from molw2s.pretraining.trainer import MemberTrainer
 
 SIZES = {
@@ -45,8 +50,6 @@ SIZES = {
     "local": ModelSizeConfig(num_layers=6, hidden_size=256, num_heads=8, intermediate_size=1024),
     "paper": ModelSizeConfig(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
 }
-#: dense bf16 peak FLOP/s (no sparsity) by device name fragment
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -62,6 +65,21 @@ def model_flops(size: ModelSizeConfig, lengths: np.ndarray) -> float:
     n = layers * (4 * h * h + 2 * h * size.intermediate_size)  # QKVO + feed-forward weights
     lengths = lengths.astype(np.float64)
     return float(6 * n * lengths.sum() + 12 * layers * h * (lengths**2).sum())
+
+
+def real_lengths(parts: list[Batch]) -> np.ndarray:
+    """Tokens of each molecule of a step's (micro-)batches as trained: padded rows count
+    their mask, packed rows each (row, segment)."""
+    out = []
+    for part in parts:
+        if part.starts is None:
+            out.append(part.attention_mask.sum(1).numpy())
+        else:
+            segments = part.attention_mask
+            rows = torch.arange(len(segments))[:, None] * (int(segments.max()) + 1)
+            counts = torch.bincount((rows + segments)[segments > 0])
+            out.append(counts[counts > 0].numpy())
+    return np.concatenate(out)
 
 
 def bench_ours(
@@ -99,21 +117,32 @@ def bench_ours(
         stream = trainer.batches()  # the trainer's own batch pipeline (workers, augmentation, masking)
         for _ in range(args.warmup):
             trainer.train_step(next(stream))
-        device = trainer.dist.device
-        sync(device)
-        tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            lengths.append(data.train.lengths[trainer.order.rows_for(trainer.step)])
-            asked = time.perf_counter()
-            batch = next(stream)
-            waited += time.perf_counter() - asked
-            trainer.train_step(batch)
-        sync(device)
-        elapsed = time.perf_counter() - start
-    real = trainer.counters["tokens"] - tokens0
-    flops = model_flops(size, np.concatenate(lengths))
-    return {"tokens": real, "seconds": elapsed, "flops": flops, "wait": waited / elapsed}
+        timed = timed_steps(trainer, stream, args.steps)
+    flops = model_flops(size, timed["lengths"])
+    return {"tokens": timed["tokens"], "seconds": timed["seconds"], "flops": flops, "wait": timed["wait"]}
+
+
+def timed_steps(trainer: MemberTrainer, stream: Iterator[list[Batch]], steps: int) -> dict:
+    """``steps`` training steps of ``trainer`` from ``stream``, timed from an idle device:
+    real tokens, seconds, the share spent waiting for batches, the lengths trained."""
+    device = trainer.dist.device
+    sync(device)
+    tokens0, lengths, waited = trainer.counters["tokens"], [], 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        asked = time.perf_counter()
+        batch = next(stream)
+        waited += time.perf_counter() - asked
+        lengths.append(real_lengths(batch))
+        trainer.train_step(batch)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    return {
+        "tokens": trainer.counters["tokens"] - tokens0,
+        "seconds": elapsed,
+        "wait": waited / elapsed,
+        "lengths": np.concatenate(lengths),
+    }
 
 
 def bench_plain_hf(data: PretrainingData, size: ModelSizeConfig, args: argparse.Namespace) -> dict:
@@ -176,8 +205,7 @@ def peak_flops(device: torch.device, override_tflops: float | None) -> float | N
         return override_tflops * 1e12
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return peak_bf16_flops(torch.cuda.get_device_name(device))
 
 
 def main() -> None:
@@ -200,7 +228,7 @@ def main() -> None:
     parser.add_argument("--descriptor-jobs", type=int, default=None, help="processes for the descriptor targets")
     parser.add_argument("--packing", type=int, default=None, help="add rows with random batches packed into rows of N")
     parser.add_argument("--compile", action="store_true", help="add a row with torch.compile (packed if --packing)")
-    parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode (train.compile_mode)")
     parser.add_argument("--bf16-cpu", action="store_true", help="add a row with bf16 autocast on the CPU")
     args = parser.parse_args()
     if args.threads:
@@ -228,7 +256,7 @@ def main() -> None:
         f"max {lengths.max()} (padded to {data_cfg.max_length})"
     )
 
-    workers = args.data_workers if args.data_workers is not None else max(1, (os.cpu_count() or 2) - 1)
+    workers = args.data_workers if args.data_workers is not None else max(1, available_cpus() - 1)
     pipeline = ("augmentation" if args.augment else "canonical SMILES") + (" + PhysChem" if args.physchem else "")
     print(f"molw2s pipeline: {pipeline}")
     rows = [

@@ -13,7 +13,6 @@ with a progress bar; the values never depend on the number of processes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -21,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from molw2s.chem.chunks import chunks, map_chunks
+from molw2s.encoders.device import available_cpus
 from molw2s.errors import DataError
 
 #: inputs at least this large are featurised in worker processes (when ``n_jobs`` is None)
@@ -32,7 +32,7 @@ def featuriser_jobs(n_jobs: int | None, n: int) -> int:
     molecules, one process below."""
     if n_jobs is not None:
         return n_jobs
-    return min(os.cpu_count() or 1, 16) if n >= PARALLEL_FEATURISE_FROM else 1
+    return min(available_cpus(), 16) if n >= PARALLEL_FEATURISE_FROM else 1
 
 
 def _first_invalid(smiles: Sequence[str]) -> None:

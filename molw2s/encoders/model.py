@@ -152,10 +152,11 @@ class MolBertForPretraining(BertPreTrainedModel):  # type: ignore[no-untyped-cal
 
         MLM logits only where ``labels`` != -100 (cheaper than the whole sequence);
         ``mlm_positions``, those positions' flat indices, computed on the host, spares the
-        device the synchronisation of finding them.
+        device the synchronisation of finding them; the padding mask goes in 4-d
+        (:func:`padding_attention_mask`), so nothing in the pass waits for the device.
         """
         packed = starts is not None
-        mask = packed_attention_mask(self.config, attention_mask) if packed else attention_mask
+        mask = (packed_attention_mask if packed else padding_attention_mask)(self.config, attention_mask)
         out = self.bert(input_ids=input_ids, attention_mask=mask, position_ids=position_ids)
         hidden = out.last_hidden_state.flatten(0, 1)
         result = MolBertOutput()
@@ -187,13 +188,31 @@ def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(labels.flatten() != IGNORE_INDEX).squeeze(1)
 
 
+def padding_attention_mask(config: BertConfig, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The 2-d padding mask (1 on real tokens) as the 4-d ``(batch, 1, 1, width)`` mask the
+    attention reads: boolean for SDPA (and flash / flex kernels), additive for eager.
+
+    Given a 2-d mask, transformers 5 tests in Python whether it holds any padding (to drop
+    it and reach the flash kernel), which waits for the device on every forward pass; a 4-d
+    mask passes through unchanged, and the outputs are the same (``tests/test_model.py``).
+    Under transformers 4 the 2-d mask is returned as it is."""
+    if not _TRANSFORMERS_5:
+        return attention_mask
+    return _attention_form(config, attention_mask[:, None, None, :].bool())
+
+
 def packed_attention_mask(config: BertConfig, segments: torch.Tensor) -> torch.Tensor:
     """The block-diagonal mask of packed rows in the form the model's attention reads: a
     boolean mask for SDPA (and flash / flex kernels), an additive one for eager attention.
     Needs transformers >= 5, which passes a 4-d mask through unchanged."""
     if not _TRANSFORMERS_5:
         raise ConfigError("packed batches (train.packing) need transformers >= 5: pip install -U transformers")
-    allowed = block_diagonal_mask(segments)
+    return _attention_form(config, block_diagonal_mask(segments))
+
+
+def _attention_form(config: BertConfig, allowed: torch.Tensor) -> torch.Tensor:
+    """A boolean 4-d mask (True: may attend) as the model's attention reads it: as it is for
+    SDPA and the flash / flex kernels, additive (0 or the float32 minimum) for eager."""
     if config._attn_implementation != "eager":
         return allowed
     return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, torch.finfo(torch.float32).min)

@@ -88,12 +88,14 @@ class TransformerEncoder:
 
         Batches are padded on the host (pinned when the model is on a GPU) and copied
         without blocking; pooled vectors stay on the device until the last batch, so the
-        loop never waits for the device. ``precision: bfloat16`` runs the forward pass under
+        loop never waits for the device (the padding mask goes in 4-d, and only the last
+        layer is computed when it is the one pooled). ``precision: bfloat16`` runs the forward pass under
         bf16 autocast; pooling is always float32.
         """
         import torch
         from tqdm.auto import tqdm
 
+        from molw2s.encoders.model import padding_attention_mask
         from molw2s.encoders.padding import pad_batch
         from molw2s.encoders.tokenizer import encode_smiles
 
@@ -115,6 +117,7 @@ class TransformerEncoder:
         lengths = np.array([len(s) for s in encoded.ids])
         order = np.argsort(lengths, kind="stable") if self.sort_by_length else np.arange(len(lengths))
         pin = device.type == "cuda"
+        last = self.layer in (-1, n_states - 1)  # the last layer's output: no other layer kept
         pooled = []
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
@@ -127,8 +130,10 @@ class TransformerEncoder:
                 if pin:
                     ids, attention = ids.pin_memory(), attention.pin_memory()
                 ids, attention = ids.to(device, non_blocking=True), attention.to(device, non_blocking=True)
-                hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states
-                pooled.append(pool(hidden[self.layer].float(), attention, self.pooling))
+                mask = padding_attention_mask(model.config, attention)
+                out = model(input_ids=ids, attention_mask=mask, output_hidden_states=not last)
+                hidden = out.last_hidden_state if last else out.hidden_states[self.layer]
+                pooled.append(pool(hidden.float(), attention, self.pooling))
         out = np.zeros((len(lengths), model.config.hidden_size), dtype=np.float32)
         if pooled:
             out[order] = torch.cat(pooled).cpu().numpy()

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from transformers import BertModel
 
+from molw2s.encoders.model import padding_attention_mask
 from molw2s.encoders.spec import Pooling
 from molw2s.encoders.transformer import pool
 from molw2s.errors import ConfigError
@@ -40,7 +41,8 @@ class RegressionModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, n_outputs) predictions in standardised label units."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = padding_attention_mask(self.encoder.config, attention_mask)  # 4-d: no wait for the device
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         pooled = pool(hidden, attention_mask, self.pooling)
         out: torch.Tensor = self.head(self.dropout(pooled))
         return out

@@ -85,8 +85,11 @@ class TrainConfig(StrictModel):
     same loss and gradient. None: padded batches. Needs transformers >= 5."""
     compile: bool = False
     """``torch.compile`` the model (the first steps are slow while it compiles; pays on CUDA)."""
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
-    """``torch.compile``'s mode; ``reduce-overhead`` replays CUDA graphs (fixed shapes help: ``packing``)."""
+    compile_mode: Literal["default", "max-autotune-no-cudagraphs"] = "default"
+    """``torch.compile``'s mode (compiled with dynamic shapes: no recompilation when a batch's
+    width or masked-token count changes). The CUDA-graph modes (``reduce-overhead``,
+    ``max-autotune``) are not offered: a graph is recorded per shape, and the number of
+    masked tokens changes every step, so they re-record on almost every step."""
     data_workers: int | None = Field(None, ge=0)
     """Processes building batches ahead of the loop (None: 0 on CPU, up to 8 on CUDA); the
     batches, and so the weights, do not depend on it."""

@@ -9,7 +9,6 @@ Problems are counted and reported in :class:`DataReport`, never dropped silently
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ import numpy as np
 
 from molw2s.chem.descriptors import compute_descriptors, descriptor_names
 from molw2s.data.prepare import load_corpus_spec
+from molw2s.encoders.device import available_cpus
 from molw2s.encoders.physchem import PhysChemStats, fit_physchem_stats, normalize_physchem
 from molw2s.encoders.tokenizer import SPECIAL_TOKENS, make_tokenizer, vocab_from_counts
 from molw2s.errors import DataError
@@ -183,7 +183,7 @@ def mixed_task_smiles(
 
 def default_jobs() -> int:
     """Processes for corpus preparation when ``descriptor_jobs`` is unset: up to 4."""
-    return min(4, os.cpu_count() or 1)
+    return min(4, available_cpus())
 
 
 def preparation_jobs(config: PretrainingDataConfig) -> int:

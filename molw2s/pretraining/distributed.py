@@ -7,12 +7,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 
 from molw2s.encoders.device import resolve_device
+from molw2s.errors import MolW2SError
+
+T = TypeVar("T")
+
+#: how long a collective of training may wait for a rank (rank 0 alone evaluates and
+#: writes checkpoints and models, minutes at most); NCCL's default is 10 minutes
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=60)
+#: how long the other ranks wait for rank 0 to prepare the data (descriptor targets of a
+#: large corpus can take hours)
+DATA_WAIT_TIMEOUT = timedelta(hours=48)
 
 
 @dataclass(frozen=True)
@@ -56,8 +68,38 @@ def init_distributed(device_preference: str = "auto") -> DistContext:
     if world_size > 1 and not torch.distributed.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        torch.distributed.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT
+        )
     return DistContext(rank=rank, world_size=world_size, device=device)
+
+
+def from_main(dist: DistContext, make: Callable[[], T]) -> T:
+    """``make()`` computed on rank 0 and handed to every rank (pickled).
+
+    The other ranks neither compute it (the vocabulary, the split, the descriptor targets
+    are rank 0's) nor wait in an NCCL collective, whose watchdog would kill them after
+    :data:`PROCESS_GROUP_TIMEOUT`: they wait in a CPU (gloo) group with
+    :data:`DATA_WAIT_TIMEOUT`. If rank 0 fails, the others stop with its error."""
+    if not dist.distributed:
+        return make()
+    group = torch.distributed.new_group(backend="gloo", timeout=DATA_WAIT_TIMEOUT)
+    box: list[Any] = [None]
+    failure: Exception | None = None
+    if dist.is_main:
+        try:
+            box[0] = make()
+        except Exception as exc:
+            failure, box[0] = exc, MolW2SError(f"rank 0 failed: {exc}")
+    try:
+        torch.distributed.broadcast_object_list(box, src=0, group=group)
+    finally:
+        torch.distributed.destroy_process_group(group)
+    if failure is not None:
+        raise failure
+    if isinstance(box[0], MolW2SError):
+        raise box[0]
+    return box[0]  # type: ignore[no-any-return]
 
 
 def shutdown_distributed() -> None:

@@ -110,18 +110,15 @@ def pretrain_family(
     :mod:`molw2s.tracking`) receives each member's curves under ``<member>/tensorboard``.
     """
     from molw2s.pretraining.corpus import prepare_pretraining_data
-    from molw2s.pretraining.distributed import init_distributed
+    from molw2s.pretraining.distributed import from_main, init_distributed
     from molw2s.pretraining.evaluation import baseline_metrics
     from molw2s.pretraining.trainer import MemberTrainer, is_finished
 
     root = Path(run_dir) if run_dir is not None else default_run_dir(family)
     chosen = [family.member(n) for n in members] if members else list(family.members)
     dist = init_distributed(family.train.device)
-    if not dist.is_main:  # rank 0 computes (and caches) the descriptors first
-        dist.barrier()
-    data = prepare_pretraining_data(family.data, data_dir=data_dir, progress=progress and dist.is_main)
-    if dist.is_main:
-        dist.barrier()
+    # rank 0 prepares the data (for hours, with descriptors of a large corpus) and hands it out
+    data = from_main(dist, lambda: prepare_pretraining_data(family.data, data_dir=data_dir, progress=progress))
     for line in data.report.lines():
         log.info(line)
     baseline = baseline_metrics(data)

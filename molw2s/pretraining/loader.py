@@ -13,6 +13,7 @@ so the training loop only copies tensors to the device.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -21,11 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from molw2s.encoders.device import available_cpus
 from molw2s.encoders.model import labelled_positions
 from molw2s.encoders.packing import pack_layout
 from molw2s.encoders.padding import pad_batch
 from molw2s.encoders.tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, encode_smiles
 from molw2s.pretraining.batches import bucketed_batches, shard_batches
+from molw2s.pretraining.config import TrainConfig
 from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.masking import mask_tokens
 
@@ -80,15 +83,28 @@ class Batch:
         """A copy in page-locked memory (what ``DataLoader(pin_memory=True)`` calls)."""
         return self._map(lambda t: t.pin_memory())
 
-    def chunks(self, k: int) -> list[Batch]:
-        """``k`` padded micro-batches of consecutive molecules (counters stay with the first)."""
+    def chunks(self, k: int, *, pad_multiple: int = 1) -> list[Batch]:
+        """``k`` padded micro-batches of molecules of similar length: the molecules sorted by
+        their real length, cut into ``k`` runs, each padded only to its own longest (rounded
+        up to ``pad_multiple``); counters stay with the first."""
         if self.starts is not None:
             raise ValueError("chunk a padded batch, then pack the chunks")
-        parts = [torch.tensor_split(t, k) for t in (self.input_ids, self.attention_mask, self.labels)]
-        physchem = [None] * k if self.physchem is None else list(torch.tensor_split(self.physchem, k))
+        lengths = self.attention_mask.sum(1)
+        order = torch.argsort(lengths, stable=True)
+        tensors = [t[order] for t in (self.input_ids, self.attention_mask, self.labels)]
+        parts = [torch.tensor_split(t, k) for t in tensors]
+        physchem = [None] * k if self.physchem is None else list(torch.tensor_split(self.physchem[order], k))
+        widths = [-(-int(part.max()) // pad_multiple) * pad_multiple for part in torch.tensor_split(lengths[order], k)]
         return [
-            padded_batch(ids, mask, labels, pc, self.n_unk if i == 0 else 0, self.n_overlong if i == 0 else 0)
-            for i, (ids, mask, labels, pc) in enumerate(zip(*parts, physchem))
+            padded_batch(
+                ids[:, :width],
+                mask[:, :width],
+                labels[:, :width],
+                pc,
+                self.n_unk if i == 0 else 0,
+                self.n_overlong if i == 0 else 0,
+            )
+            for i, (ids, mask, labels, pc, width) in enumerate(zip(*parts, physchem, widths))
         ]
 
     def packed(self, capacity: int, *, pad_id: int, rows_multiple_of: int = 1) -> Batch:
@@ -190,15 +206,22 @@ class StepLayout:
     pad_multiple: int = 1
     micro_batches: int = 1
     packing: int | None = None  # row width of packed micro-batches; None: padded
-    rows_multiple_of: int = 1
+
+    @classmethod
+    def for_training(cls, train: TrainConfig, device: torch.device) -> StepLayout:
+        """The layout a member trains with: ``train``'s micro-batches and packing, widths
+        padded to a multiple of 8 on CUDA (tensor cores). Packed rows are not rounded to a
+        count: the model is compiled with dynamic shapes, and empty rows would be padding."""
+        pad = 8 if device.type == "cuda" else 1
+        return cls(pad_multiple=pad, micro_batches=train.micro_batches, packing=train.packing)
 
     def split(self, batch: Batch, pad_id: int) -> list[Batch]:
-        """``batch`` as the step's micro-batches (consecutive molecules), each packed if asked."""
+        """``batch`` as the step's micro-batches (molecules of similar length), each packed if asked."""
         k = min(self.micro_batches, batch.n_molecules)
-        parts = batch.chunks(k) if k > 1 else [batch]
+        parts = batch.chunks(k, pad_multiple=self.pad_multiple) if k > 1 else [batch]
         if self.packing is None:
             return parts
-        return [p.packed(self.packing, pad_id=pad_id, rows_multiple_of=self.rows_multiple_of) for p in parts]
+        return [p.packed(self.packing, pad_id=pad_id) for p in parts]
 
 
 class BatchOrder:
@@ -260,6 +283,7 @@ def batch_stream(
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=PREFETCH_PER_WORKER,
+        multiprocessing_context=worker_context(),
         collate_fn=_as_is,
         # its own generator for the workers' base seed: drawing it from torch's global RNG
         # would shift the dropout masks of the training loop
@@ -273,9 +297,32 @@ def _as_is(item: Any) -> Any:
     return item
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How the batch workers start, whatever this process's default (a member process of
+    ``parallel_members`` is spawned, and its default is spawn too, which would re-import
+    torch, transformers and RDKit in every worker and pickle the step data to each).
+
+    ``fork`` while this process has not initialised CUDA: the workers inherit the imports
+    and the prepared data (copy-on-write) at once. Once it has (a CUDA member's model is on
+    the GPU before its first batch), forking would copy a CUDA context into the workers,
+    which CUDA does not support; then ``forkserver``: a clean server process, which never
+    touches CUDA, imports this module (torch, transformers, RDKit) once and forks each
+    worker from itself, so only the step data is pickled per worker. Where fork does not
+    exist (Windows) the platform's default.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" not in methods:
+        return multiprocessing.get_context()
+    if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "molw2s.chem.randomize"])
+    return context
+
+
 def default_workers(device: torch.device) -> int:
     """Batch-building processes when ``data_workers`` is unset: none on CPU (the model needs
-    the cores), on CUDA one per spare core up to 8."""
+    the cores), on CUDA one per spare core (:func:`available_cpus`) up to 8."""
     if device.type != "cuda":
         return 0
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    return max(0, min(8, available_cpus() - 1))

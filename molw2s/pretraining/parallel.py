@@ -57,8 +57,11 @@ def longest_first(family: FamilyConfig, members: Sequence[MemberConfig]) -> list
 
 
 def threads_per_member(processes: int) -> int:
-    """CPU threads of each worker when ``train.num_threads`` is unset: the cores shared out."""
-    return max(1, (os.cpu_count() or 1) // processes)
+    """CPU threads of each CPU worker when ``train.num_threads`` is unset: the cores this
+    process may use (:func:`~molw2s.encoders.device.available_cpus`) shared out."""
+    from molw2s.encoders.device import available_cpus
+
+    return max(1, available_cpus() // processes)
 
 
 def train_in_processes(
@@ -116,12 +119,15 @@ def _train_member(
     """Worker side: train one member to the end (resuming its checkpoints)."""
     import torch
 
+    from molw2s.encoders.device import resolve_device
     from molw2s.pretraining.trainer import MemberTrainer
 
     family = FamilyConfig.model_validate(settings)
     member = family.member(job.member)
     train = family.member_train(member)
-    torch.set_num_threads(train.num_threads or threads)
+    # a CUDA member's host side is its Python loop: more threads would only take cores from the batch workers
+    cuda = resolve_device(train.device).type == "cuda"
+    torch.set_num_threads(train.num_threads or (1 if cuda else threads))
     trainer = MemberTrainer(
         member,
         train,

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from molw2s.encoders.model import MolBertForPretraining, make_molbert_config
 from molw2s.encoders.model_files import save_model
-from molw2s.errors import ConfigError
+from molw2s.errors import ConfigError, TrainingError
 from molw2s.io import quarantine, read_manifest, verify_dir, write_json_atomic, write_verified_dir
 from molw2s.pretraining import checkpoint as ckpt
 from molw2s.pretraining.card import member_card
@@ -39,6 +39,8 @@ from molw2s.training import make_adamw, warmup_decay_schedule
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
+#: "no non-finite loss yet" in :attr:`MemberTrainer.nonfinite_step`
+_ALL_FINITE = 2**62
 
 
 def build_model(member: MemberConfig, data: PretrainingData, seed: int) -> MolBertForPretraining:
@@ -158,6 +160,8 @@ class MemberTrainer:
             min_ratio=train.min_lr_ratio,
         )
         self.step = 0
+        # the first step whose loss was not finite, kept on the device (read at the loop's syncs)
+        self.nonfinite_step = torch.full((), _ALL_FINITE, dtype=torch.long, device=device)
         self.history: list[dict[str, Any]] = []
         self.counters = {"tokens": 0, "unk_tokens": 0, "overlong": 0}
         self.order = BatchOrder(
@@ -268,18 +272,16 @@ class MemberTrainer:
             ids = [self.dist.device] if self.dist.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if self.cfg.compile:
-            self.net = cast("torch.nn.Module", torch.compile(self.net, mode=self.cfg.compile_mode))
+            # dynamic shapes from the first call: batch widths and masked-token counts change
+            # every step, and a shape-specialised graph would be recompiled for each new one
+            compiled = torch.compile(self.net, mode=self.cfg.compile_mode, dynamic=True)
+            self.net = cast("torch.nn.Module", compiled)
 
     def batches(self) -> Iterator[list[Batch]]:
         """The micro-batches of each step from the current one to the end (built by
         ``data_workers`` processes)."""
         cuda = self.dist.device.type == "cuda"
-        layout = StepLayout(
-            pad_multiple=8 if cuda else 1,
-            micro_batches=self.cfg.micro_batches,
-            packing=self.cfg.packing,
-            rows_multiple_of=8 if cuda else 1,
-        )
+        layout = StepLayout.for_training(self.cfg, self.dist.device)
         steps = StepBatches(self.data, self.order, seed=self.cfg.seed, layout=layout)
         return batch_stream(steps, start=self.step, stop=self.member.steps, workers=self.workers, pin_memory=cuda)
 
@@ -290,7 +292,8 @@ class MemberTrainer:
         With several micro-batches the gradients add up (DDP synchronises on the last only):
         each one's MLM loss is weighted by its share of the step's masked tokens and its
         PhysChem loss by its share of the molecules, so the gradient is the whole batch's,
-        up to float rounding and dropout draws. Every count is known on the host: nothing
+        up to float rounding and dropout draws. Every count is known on the host and the
+        loss's finiteness is recorded on the device (:meth:`check_finite` reads it): nothing
         here waits for the device.
         """
         self.counters["tokens"] += sum(p.n_tokens for p in parts) * self.dist.world_size
@@ -320,7 +323,24 @@ class MemberTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        seen = torch.isfinite(loss) | (self.nonfinite_step != _ALL_FINITE)
+        self.nonfinite_step = torch.where(seen, self.nonfinite_step, self.step)
         return loss
+
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingError` naming the first step (on any rank) whose loss was
+        not finite; called before anything is written, so the newest checkpoint on disk
+        holds finite weights. Waits for the device."""
+        first = self.nonfinite_step.clone()
+        if self.dist.distributed:
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+        step = int(first)
+        if step != _ALL_FINITE:
+            kept, _ = ckpt.latest_valid_checkpoint(self.dir / "checkpoints")
+            raise TrainingError(
+                f"{self.member.name}: the loss was not finite at step {step} (lower train.lr, or "
+                f"train.bf16=false); nothing after it was saved; newest checkpoint: {kept or 'none'}"
+            )
 
     def train(self) -> dict[str, Any]:
         """Run (or resume) to ``member.steps``; export snapshots and the final model.
@@ -372,7 +392,12 @@ class MemberTrainer:
         metrics: dict[str, Any] = {}
         for parts in self.batches():
             loss_sum, loss_n = loss_sum + self.train_step(parts), loss_n + 1
-            if self.step % 10 == 0 or self.step == total:  # syncs with the GPU only here
+            is_snapshot = self.step in self.member.snapshots
+            evaluates = self.step % self.cfg.eval_every == 0 or self.step == total or is_snapshot
+            saves = self.step % self.cfg.checkpoint_every == 0 and self.step < total
+            if self.step % 10 == 0 or self.step == total or evaluates or saves:  # syncs with the GPU only here
+                self.check_finite()
+            if self.step % 10 == 0 or self.step == total:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 tok_s = (self.counters["tokens"] - window_tokens) / elapsed
                 total_loss = float(loss_sum)
@@ -389,8 +414,7 @@ class MemberTrainer:
                 window_loss, window_n = total_loss, loss_n
             bar.update(1)
 
-            is_snapshot = self.step in self.member.snapshots
-            if self.step % self.cfg.eval_every == 0 or self.step == total or is_snapshot:
+            if evaluates:
                 metrics = self._evaluate(float(loss_sum) / loss_n)
                 tracker.log_scalars(
                     self.step,
@@ -400,7 +424,7 @@ class MemberTrainer:
                 window_loss, window_n = 0.0, 0
             if is_snapshot:
                 self._export(self.dir / "snapshots" / ckpt.step_dir_name(self.step), metrics)
-            if self.step % self.cfg.checkpoint_every == 0 and self.step < total:
+            if saves:
                 self._save_checkpoint()
             if self.on_step is not None:
                 self.on_step(self.step)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg
@@ -31,6 +31,9 @@ from molw2s.errors import ConfigError, MolW2SError
 from molw2s.w2s.features import DEFAULT_SCALE, FeatureScaling, Scale, check_scale, fit_scaling
 from molw2s.w2s.validation import MAX_BETA, as_matrix, as_vector, check_beta
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
 Solver = Literal["ridge", "sgd"]
@@ -38,6 +41,8 @@ Solver = Literal["ridge", "sgd"]
 #: default ridge coefficient: the paper's SGD weight decay 0.1 divided by 2, so that the
 #: two solvers' defaults solve the same objective
 DEFAULT_BETA = 0.05
+#: the SGD head reads whether its weights are still finite once per this many epochs
+CHECK_EVERY = 100
 
 
 def ridge_coefficients(Z: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
@@ -202,26 +207,43 @@ class SGDHead(LinearHead):
         from tqdm.auto import trange
 
         device = torch.device(self.device)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        X = torch.as_tensor(Z, dtype=torch.float32, device=device)
-        Y = torch.as_tensor(t, dtype=torch.float32, device=device)
+        # the shuffles are drawn on the device (on the CPU: the very permutations of a CPU run)
+        gen = torch.Generator(device=device).manual_seed(int(self.seed))
+        X = _to_device(Z, device)
+        Y = _to_device(t, device)
         w = torch.zeros(X.shape[1], device=device, requires_grad=True)
         b = torch.zeros((), device=device, requires_grad=True)
         opt = torch.optim.SGD(
             [{"params": [w], "weight_decay": self.weight_decay}, {"params": [b], "weight_decay": 0.0}], lr=self.lr
         )
-        n = X.shape[0]
-        for epoch in trange(int(self.epochs), desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
-            order = torch.randperm(n, generator=gen).to(device)
+        n, epochs = X.shape[0], int(self.epochs)
+        # the first epoch that ended with non-finite weights, kept on the device and read
+        # every CHECK_EVERY epochs, so the loop does not wait for the device once per epoch
+        first_bad = torch.full((), epochs, dtype=torch.long, device=device)
+        for epoch in trange(epochs, desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
+            order = torch.randperm(n, generator=gen, device=device)
             for start in range(0, n, int(self.batch_size)):
                 idx = order[start : start + int(self.batch_size)]
                 opt.zero_grad(set_to_none=True)
                 loss = torch.mean((X[idx] @ w + b - Y[idx]) ** 2)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
-            if not bool(torch.isfinite(w).all()):
-                raise MolW2SError(f"SGD diverged at epoch {epoch} (lr={self.lr}); lower lr or use scale='trace'")
+            first_bad = torch.where(torch.isfinite(w).all() | (first_bad < epochs), first_bad, epoch)
+            if (epoch + 1) % CHECK_EVERY == 0 or epoch + 1 == epochs:
+                bad = int(first_bad)
+                if bad < epochs:
+                    raise MolW2SError(f"SGD diverged at epoch {bad} (lr={self.lr}); lower lr or use scale='trace'")
         return w.detach().cpu().double().numpy(), float(b.detach().cpu())
+
+
+def _to_device(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``values`` as float32 on ``device``, copied from pinned memory to a GPU."""
+    import torch
+
+    host = torch.as_tensor(values, dtype=torch.float32)
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
 
 
 def make_head(solver: Solver, **kwargs: object) -> LinearHead:
