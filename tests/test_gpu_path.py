@@ -72,8 +72,8 @@ def _trainer(data: PretrainingData, tmp_path: Path, steps: int = 6, **train: obj
 
 def test_a_training_step_never_waits_for_the_device(data, tmp_path, monkeypatch) -> None:
     # fused AdamW, as on CUDA (the CPU's default AdamW reads its step counters with item())
-    make = trainer_module.make_optimizer
-    monkeypatch.setattr(trainer_module, "make_optimizer", lambda model, cfg, fused=False: make(model, cfg, fused=True))
+    make = trainer_module.make_adamw
+    monkeypatch.setattr(trainer_module, "make_adamw", lambda model, **kw: make(model, **{**kw, "fused": True}))
     trainer = _trainer(data, tmp_path, micro_batches=2)
     trainer.model.train()
     stream = trainer.batches()
@@ -321,10 +321,10 @@ def test_the_sgd_head_waits_for_the_device_every_hundred_epochs_only() -> None:
     rng = np.random.default_rng(0)
     H, y = rng.normal(size=(64, 8)), rng.normal(size=64)
     with host_syncs() as calls:
-        SGDHead(lr=0.01, batch_size=16, epochs=250).fit(H, y)
+        SGDHead(lr=0.01, batch_size=16, epochs=250, scale="none").fit(H, y)
     assert len(calls) <= 5, calls  # epochs 100, 200, 250 and the bias read at the end
     with pytest.raises(MolW2SError, match="diverged at epoch 1 "):
-        SGDHead(lr=50.0, batch_size=16, epochs=150).fit(100.0 * H, y)
+        SGDHead(lr=50.0, batch_size=16, epochs=150, scale="none").fit(100.0 * H, y)
 
 
 def test_micro_batches_hold_molecules_of_similar_length_padded_to_their_own_longest(data) -> None:
