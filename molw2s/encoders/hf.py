@@ -79,10 +79,10 @@ class HFFiles(TransformerFiles):
         from molw2s.encoders.model_files import quiet_transformers
 
         self._check_code()
-        options = {"local_files_only": True, "trust_remote_code": self.trust_remote_code}
+        trust = self.trust_remote_code
         with quiet_transformers():
-            model = AutoModel.from_pretrained(str(self.path), **options)
-            tokenizer = AutoTokenizer.from_pretrained(str(self.path), **options)
+            model = AutoModel.from_pretrained(str(self.path), local_files_only=True, trust_remote_code=trust)
+            tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True, trust_remote_code=trust)
         if model.config.is_encoder_decoder:
             model = model.get_encoder()
         if tokenizer.pad_token_id is None:
@@ -219,7 +219,5 @@ def hf_files(spec: str) -> HFFiles:
     if options["trust_remote_code"] not in ("true", "false"):
         raise ConfigError(f"encoder {spec!r}: trust_remote_code must be true or false")
     if options["smiles"] == "selfies" and importlib.util.find_spec("selfies") is None:
-        raise ConfigError(
-            f"encoder {spec!r}: smiles=selfies needs the selfies package: pip install 'molw2s[selfies]'"
-        )
+        raise ConfigError(f"encoder {spec!r}: smiles=selfies needs the selfies package: pip install 'molw2s[selfies]'")
     return HFFiles(resolve_model_dir(name), name, options["smiles"], options["trust_remote_code"] == "true")

@@ -259,7 +259,8 @@ class TransformerEncoder:
 
         model, tokenizer = self.files.load()
         device = resolve_device(self.device)
-        return LoadedTransformer(model.to(device).eval(), tokenizer, device, self.files.max_length(model, tokenizer))
+        model.to(device)  # type: ignore[arg-type]
+        return LoadedTransformer(model, tokenizer, device, self.files.max_length(model, tokenizer))
 
 
 def pool(hidden: torch.Tensor, attention: torch.Tensor, pooling: Pooling) -> torch.Tensor:
