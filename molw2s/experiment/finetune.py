@@ -38,11 +38,16 @@ CELL_VERSION = "finetune-cell-v1"
 CHECKPOINT = "checkpoint"  # in baselines.features: the finetuned checkpoint's own pooled features
 
 
-def resolve_checkpoint(config: FinetuneConfig) -> TransformerFiles:
+def resolve_checkpoint(config: FinetuneConfig) -> Path:
+    """The trained model directory ``config.model`` names (see :func:`resolve_transformer`)."""
+    return resolve_transformer(config).path
+
+
+def resolve_transformer(config: FinetuneConfig) -> TransformerFiles:
     """The files of the trained model ``config.model`` names (``bert:DIR``, a directory,
     ``hf:DIR_OR_NAME``, or a member of ``config.family`` under
     :meth:`~molw2s.experiment.config.RunSettings.resolved_family_run_dir`)."""
-    return resolve_models([config.model], config).trained_checkpoint(config.model, "molw2s finetune")
+    return resolve_models([config.model], config).trained_transformer(config.model, "molw2s finetune")
 
 
 def finetune_seed_of(training_seed: int, split_seed: int) -> int:
@@ -57,7 +62,7 @@ def run_finetune(config: FinetuneConfig, *, progress: bool = True, tracking: Tra
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    checkpoint = resolve_checkpoint(config)
+    checkpoint = resolve_transformer(config)
     if config.end_to_end:
         check_freeze(config.training.freeze, checkpoint.n_layers(), "training.freeze")
     cells = []

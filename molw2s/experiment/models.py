@@ -39,7 +39,11 @@ class ResolvedModels:
         tokenizers, whose vocabulary coverage a run reports)."""
         return {name: ref.path for name, ref in self.refs.items() if ref.is_checkpoint and ref.path is not None}
 
-    def trained_checkpoint(self, name: str, role: str) -> TransformerFiles:
+    def trained_checkpoint(self, name: str, role: str) -> Path:
+        """The directory of :meth:`trained_transformer`."""
+        return self.trained_transformer(name, role).path
+
+    def trained_transformer(self, name: str, role: str) -> TransformerFiles:
         """The files of the transformer ``name`` refers to, which must exist already (a
         ConfigError naming ``role``, or the command that trains a family member)."""
         files = model_transformer(self.refs[name], role)
