@@ -114,31 +114,13 @@ def make_tiny_hf_model():
             tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", eos_token="</s>", model_max_length=64, **extra
         )
         torch.manual_seed(seed)
-        if arch == "roberta":
-            config = RobertaConfig(
-                vocab_size=len(vocab),
-                hidden_size=16,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=32,
-                max_position_embeddings=66,
-                pad_token_id=0,
-                bos_token_id=vocab["<s>"],
-                eos_token_id=vocab["</s>"],
-            )
+        ids = {"vocab_size": len(vocab), "pad_token_id": 0, "eos_token_id": vocab["</s>"]}
+        if arch == "roberta":  # 2 layers, hidden 16; 64 tokens (positions start after the padding index)
+            shape = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+            config = RobertaConfig(**shape, **ids, max_position_embeddings=66, bos_token_id=vocab["<s>"])
             model = RobertaModel(config, add_pooling_layer=False)
-        else:
-            config = T5Config(
-                vocab_size=len(vocab),
-                d_model=16,
-                d_kv=8,
-                d_ff=32,
-                num_layers=2,
-                num_heads=2,
-                pad_token_id=0,
-                eos_token_id=vocab["</s>"],
-                decoder_start_token_id=0,
-            )
+        else:  # an encoder-decoder: molw2s reads its encoder half
+            config = T5Config(**ids, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, decoder_start_token_id=0)
             model = T5Model(config)
         model.save_pretrained(str(path))
         tokenizer.save_pretrained(str(path))

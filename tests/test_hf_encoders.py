@@ -6,6 +6,7 @@ and finetune. Nothing downloads."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -211,3 +212,27 @@ def test_finetuning_a_tiny_roberta_and_t5_with_their_own_tokenizers(models, tmp_
     assert resolve_transformer(FinetuneConfig(**common, model=f"hf:{models['t5']}")).n_layers() == 2
     with pytest.raises(ConfigError, match="freezing layers of hf: models of type 'Linear' is not supported"):
         encoder_blocks(torch.nn.Linear(2, 2))
+
+
+def test_the_embed_command_and_the_adapters_take_hf_specs(models, tmp_path):
+    from typer.testing import CliRunner
+
+    from molw2s.cli import app
+    from molw2s.interop.sklearn import MolW2SFeaturizer
+
+    spec = f"hf:{models['t5']}"
+    expected = parse_encoder_spec(spec, pooling="cls").encode(SMILES)
+    np.testing.assert_allclose(MolW2SFeaturizer(spec, pooling="cls").fit_transform(SMILES), expected, atol=1e-6)
+    csv = tmp_path / "task.csv"
+    csv.write_text("smiles,y\n" + "".join(f"{s},{i}\n" for i, s in enumerate(SMILES)))
+    out = tmp_path / "x.npy"
+    result = CliRunner().invoke(
+        app, ["embed", "-e", spec, "-t", str(csv), "--pooling", "cls", "-o", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{spec} on task: {len(SMILES)} molecules x 16 features" in result.output
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    if importlib.util.find_spec("deepchem") is not None:  # CI installs the deepchem extra
+        from molw2s.interop.deepchem import EncoderFeaturizer
+
+        np.testing.assert_allclose(EncoderFeaturizer(spec).featurize(SMILES), parse_encoder_spec(spec).encode(SMILES))

@@ -1,11 +1,14 @@
-"""Transformer checkpoints as encoders: pooled hidden states of a MolBERT directory
-(``bert:PATH`` or an existing directory), and their model kind.
+"""Transformers as encoders: pooled hidden states of a MolBERT directory (``bert:PATH`` or
+an existing directory, this module's model kind) or of any Hugging Face encoder (``hf:``,
+:mod:`molw2s.encoders.hf`), which share :class:`TransformerEncoder` through
+:class:`TransformerFiles` (how a model's files load, tokenize SMILES and are hashed).
 
-Embeddings are pooled from one layer (``cls``: the [CLS] vector; ``mean``: the mean over
-the real tokens, [CLS] and [SEP] included), computed without gradients in length-sorted
-batches, and returned in the input order. ``precision="bfloat16"`` runs the forward pass
-under bf16 autocast (faster where the hardware has bf16 units; the embeddings differ from
-float32 at rounding level and are cached apart; docs/benchmarks.md measures both).
+Embeddings are pooled from one layer (``cls``: the first token's vector, [CLS] for BERT;
+``mean``: the mean over the real tokens, special tokens included), computed without
+gradients in length-sorted batches, and returned in the input order. ``precision="bfloat16"``
+runs the forward pass under bf16 autocast (faster where the hardware has bf16 units; the
+embeddings differ from float32 at rounding level and are cached apart; docs/benchmarks.md
+measures both).
 """
 
 from __future__ import annotations
@@ -153,14 +156,15 @@ class LoadedTransformer:
 
 @dataclass
 class TransformerEncoder:
-    """Pooled hidden states of a transformer (``bert:`` or ``hf:``, see :class:`TransformerFiles`).
+    """Pooled hidden states of a transformer: ``checkpoint`` is its :class:`TransformerFiles`
+    (``bert:`` or ``hf:``) or a ``bert:`` checkpoint directory.
 
     The model, tokenizer and file digests are loaded on first use and kept while the
     encoder lives (reloaded if a watched file changes), so embedding several tasks with
     one encoder loads and hashes the model once.
     """
 
-    files: TransformerFiles
+    checkpoint: str | Path | TransformerFiles  # a directory is a bert: checkpoint
     pooling: Pooling = DEFAULT_POOLING
     layer: int = -1
     batch_size: int = 64
@@ -168,9 +172,11 @@ class TransformerEncoder:
     device: str = "auto"
     precision: Precision = "float32"
     last_counts: dict[str, int] = field(default_factory=dict)  # [UNK] tokens and truncated SMILES, last call
+    files: TransformerFiles = field(init=False, repr=False)
     _loaded: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.files = transformer_files(self.checkpoint)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 

@@ -188,7 +188,7 @@ class ExperimentConfig(CellSettings, RunSettings):
     Encoder names are either members of the pretrained ``family`` (``weak_s``,
     ``strong@500`` for a snapshot) or model specs understood by
     :func:`molw2s.encoders.refs.parse_model_ref` (``ecfp4-2048``, ``maccs``, ``rdkit2d``,
-    ``bert:DIR``); :mod:`molw2s.experiment.models` resolves them.
+    ``bert:DIR``, ``hf:DIR_OR_NAME``); :mod:`molw2s.experiment.models` resolves them.
     """
 
     corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
