@@ -236,3 +236,25 @@ def test_the_embed_command_and_the_adapters_take_hf_specs(models, tmp_path):
         from molw2s.interop.deepchem import EncoderFeaturizer
 
         np.testing.assert_allclose(EncoderFeaturizer(spec).featurize(SMILES), parse_encoder_spec(spec).encode(SMILES))
+
+
+def test_the_multicap_finetune_student_takes_an_hf_model(models, tmp_path):
+    from molw2s.multicap.capability import Capability
+    from molw2s.multicap.config import StudentConfig
+    from molw2s.multicap.finetune_student import FinetuneSetup, FinetuneStudent
+
+    smiles = SMILES * 4
+    H = np.random.default_rng(0).standard_normal((len(smiles), 3))
+    parts = np.arange(6), np.arange(6, 24), np.arange(24, len(smiles))
+    caps = [
+        Capability(name, H, H, np.array([f(s) for s in smiles], dtype=float), *parts, smiles)
+        for name, f in (("length", len), ("carbons", lambda s: s.count("C")))
+    ]
+    config = StudentConfig(kind="finetune", finetune=FinetuneSettings(epochs=2, batch_size=8, patience=None))
+    files = model_transformer(parse_model_ref(f"hf:{models['roberta']}"), "student.kind=finetune")
+    student = FinetuneStudent(config, caps, FinetuneSetup(files, tmp_path)).fit(
+        {c.name: (c.strong, c.y[c.strong]) for c in caps}
+    )
+    for cap in caps:
+        assert np.isfinite(student.predict(cap.name, cap.test)).all()
+    assert (tmp_path / f"{student.key}.json").is_file()
