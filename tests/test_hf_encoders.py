@@ -131,6 +131,10 @@ def test_missing_models_bad_options_and_custom_code_are_clear_errors(models, tmp
     with pytest.raises(ConfigError, match=r"no model 'acme/none' in the Hugging Face cache .*hub.*"
                        r"huggingface-cli download acme/none.*snapshot_download\('acme/none'\)"):  # fmt: skip
         parse_model_ref("hf:acme/none")
+    with pytest.raises(ConfigError, match=r"^hf:acme/none: no such local directory"):  # not "an unknown model name"
+        resolve_transformer(
+            FinetuneConfig(name="x", run_dir=str(tmp_path / "ft"), tasks=["nci_logp"], model="hf:acme/none")
+        )
     # a model in the cache (the layout huggingface-cli download leaves) resolves to its snapshot, offline
     snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / "0123abc"
     shutil.copytree(models["roberta"], snapshot)

@@ -29,16 +29,21 @@ def register_kind(kind: ModelKind) -> None:
     KINDS.append(kind)
 
 
+class UnknownModelSpec(ConfigError):
+    """No registered kind recognises a spec (a kind that recognises but rejects one raises
+    a plain ConfigError: a malformed option, a missing model)."""
+
+
 def parse_model_ref(spec: str) -> ModelRef:
-    """The reference ``spec`` names; a ConfigError listing every kind's forms when none
-    recognises it."""
+    """The reference ``spec`` names; an :class:`UnknownModelSpec` listing every kind's forms
+    when none recognises it."""
     text = spec.strip()
     for kind in KINDS:
         ref = kind.parse(text)
         if ref is not None:
             return ref
     forms = ", ".join(kind.describe() for kind in KINDS)
-    raise ConfigError(f"unknown encoder {spec!r}; use {forms}")
+    raise UnknownModelSpec(f"unknown encoder {spec!r}; use {forms}")
 
 
 def model_encoder(ref: ModelRef, options: EncoderOptions | None = None) -> Encoder:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from molw2s.encoders.refs import model_transformer, parse_model_ref
+from molw2s.encoders.refs import UnknownModelSpec, model_transformer, parse_model_ref
 from molw2s.encoders.spec import ModelRef
 from molw2s.encoders.transformer import TransformerFiles, checkpoint_ref
 from molw2s.errors import ConfigError
@@ -71,11 +71,12 @@ def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModel
 
 
 def _resolve(name: str, members: dict[str, Path]) -> ModelRef:
-    """A family member's checkpoint, else the model spec ``name`` is."""
+    """A family member's checkpoint, else the model spec ``name`` is (a spec that a kind
+    recognises but rejects, e.g. a missing ``hf:`` model, keeps its kind's message)."""
     if name in members:
         return checkpoint_ref(members[name])
     try:
         return parse_model_ref(name)
-    except ConfigError as exc:
+    except UnknownModelSpec as exc:
         known = f"; family members: {', '.join(members)}" if members else "; no family is configured"
         raise ConfigError(f"model {name!r} is neither a model spec nor a member of the family ({exc}){known}") from None

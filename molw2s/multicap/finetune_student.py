@@ -1,9 +1,10 @@
 """The finetuned multi-capability student (``student.kind: finetune``): the strong encoder
 (a ``bert:`` checkpoint or an ``hf:`` model) finetuned end to end on every capability's
 labels at once, one output per capability, by
-:func:`molw2s.finetuning.trainer.finetune_regressor` (masked MSE, capabilities weighted equally). Each capability's training rows hold out
-``valid_frac`` for early stopping, validated on the labels the student trains on (weak
-labels for a W2S student: it never sees a gold label it should not).
+:func:`molw2s.finetuning.trainer.finetune_regressor` (masked MSE, capabilities weighted
+equally). Each capability's training rows hold out ``valid_frac`` for early stopping,
+validated on the labels the student trains on (weak labels for a W2S student: it never
+sees a gold label it should not).
 
 After training, the student predicts every molecule of D_s and of the test part of each
 capability it learnt; those predictions are what the experiments read. With a cache
