@@ -149,6 +149,7 @@ def test_missing_models_bad_options_and_custom_code_are_clear_errors(models, tmp
         (f"hf:{models['t5']}?pooling=cls", "bad option 'pooling=cls'"),
         (f"hf:{models['t5']}?trust_remote_code=yes", "trust_remote_code must be true or false"),
         ("hf:", "name a model directory"),
+        (f"hf:{tmp_path}", "has no config.json"),
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_model_ref(bad)

@@ -160,6 +160,8 @@ def resolve_model_dir(name: str) -> Path:
     Hugging Face cache; a ConfigError saying how to download it when it is in neither."""
     local = Path(name).expanduser()
     if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ConfigError(f"hf:{name}: {local} has no config.json (not a Hugging Face model directory)")
         return local
     from huggingface_hub import snapshot_download
     from huggingface_hub.constants import HF_HUB_CACHE
