@@ -85,3 +85,45 @@ def logp_task_with_checkpoint(tmp_path_factory, make_tiny_checkpoint):
     csv = root / "logp200.csv"
     pd.DataFrame({"smiles": smiles, "logp": y}).to_csv(csv, index=False)
     return csv, make_tiny_checkpoint(root / "model", smiles)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_hf_model():
+    """A builder of tiny randomly initialised Hugging Face encoders of another architecture
+    than molw2s's BERT, saved with their own fast tokenizer (WordLevel over the SMILES
+    tokens of the given molecules, ``<s> ... </s>`` for RoBERTa, ``... </s>`` for T5):
+    ``make_tiny_hf_model(path, smiles, arch="roberta" | "t5", seed=0)``. Nothing downloads."""
+    import torch
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel, T5Config, T5Model
+
+    from molw2s.encoders.tokenizer import SMILES_REGEX, SPECIAL_TOKENS, build_vocab
+
+    def build(path: Path, smiles: list[str], *, arch: str = "roberta", seed: int = 0) -> Path:
+        special = ["<pad>", "<unk>", "</s>"] + (["<s>"] if arch == "roberta" else [])
+        atoms = [t for t in build_vocab(smiles).token_to_id if t not in SPECIAL_TOKENS]
+        vocab = {t: i for i, t in enumerate(special + atoms)}
+        core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        core.pre_tokenizer = pre_tokenizers.Split(Regex(SMILES_REGEX), behavior="isolated")
+        template = "<s> $A </s>" if arch == "roberta" else "$A </s>"
+        core.post_processor = processors.TemplateProcessing(
+            single=template, special_tokens=[(t, vocab[t]) for t in ("<s>", "</s>") if t in vocab]
+        )
+        extra = {"bos_token": "<s>", "cls_token": "<s>", "sep_token": "</s>"} if arch == "roberta" else {}
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", eos_token="</s>", model_max_length=64, **extra
+        )
+        torch.manual_seed(seed)
+        ids = {"vocab_size": len(vocab), "pad_token_id": 0, "eos_token_id": vocab["</s>"]}
+        if arch == "roberta":  # 2 layers, hidden 16; 64 tokens (positions start after the padding index)
+            shape = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+            config = RobertaConfig(**shape, **ids, max_position_embeddings=66, bos_token_id=vocab["<s>"])
+            model = RobertaModel(config, add_pooling_layer=False)
+        else:  # an encoder-decoder: molw2s reads its encoder half
+            config = T5Config(**ids, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, decoder_start_token_id=0)
+            model = T5Model(config)
+        model.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(path))
+        return path
+
+    return build

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def embed(
     encoder: str = typer.Option(
-        ..., "--encoder", "-e", help="bert:PATH (or a model dir), ecfp4-2048, maccs, rdkit2d ..."
+        ..., "--encoder", "-e", help="bert:PATH (or a model dir), hf:DIR_OR_NAME, ecfp4-2048, maccs, rdkit2d ..."
     ),
     task: str = typer.Option(..., "--task", "-t", help="ESOL, FreeSolv, Lipop, or a CSV path."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Directory holding the task files."),

@@ -6,6 +6,7 @@ strings, parsed by the registry of model kinds (:mod:`molw2s.encoders.refs`):
 
 =====================================  ==========================================
 ``bert:PATH`` or an existing ``PATH``   a pretrained checkpoint (HF directory)
+``hf:DIR_OR_NAME[?options]``            any Hugging Face encoder (:mod:`.hf`)
 ``ecfp4-2048``, ``ecfp6-1024-counts``   Morgan fingerprints (ECFP diameter, bits)
 ``ecfp:radius=2,nbits=2048``            the same, by keywords (``counts=true``)
 ``maccs``                               MACCS keys

@@ -5,13 +5,14 @@ with ``from_pretrained``, strictly (every weight must match) and without log noi
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from molw2s.encoders.model_card import write_model_card
 from molw2s.encoders.tokenizer import load_tokenizer, save_tokenizer
-from molw2s.errors import MolW2SError
+from molw2s.errors import ConfigError, MolW2SError
 from molw2s.io import MANIFEST, verify_dir
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from molw2s.encoders.model import MolBertForPretraining, MolBertModel
 
 MODEL_FILE = "model.safetensors"
+#: ``model_type`` values of directories ``bert:DIR`` loads (``molbert``: older molw2s ones)
+BERT_MODEL_TYPES = ("bert", "molbert")
 
 
 @contextlib.contextmanager
@@ -77,11 +80,14 @@ def load_encoder(directory: str | Path) -> tuple[MolBertModel, PreTrainedTokeniz
 
     Works for molw2s family members and snapshots and for any Hugging Face BERT directory
     with a ``tokenizer.json``: every encoder weight must be present (task heads in the
-    file are ignored); a MolW2SError names the directory otherwise.
+    file are ignored); a MolW2SError names the directory otherwise. A directory of another
+    architecture (``model_type`` in ``config.json`` other than ``bert``, e.g. a RoBERTa,
+    whose position ids differ) is refused with a ConfigError pointing to ``hf:DIR``.
     """
     from molw2s.encoders.model import MolBertModel
 
     directory = _checked_model_dir(directory)
+    _check_bert(directory)
     with quiet_transformers():
         loaded = MolBertModel.from_pretrained(str(directory), add_pooling_layer=False, output_loading_info=True)
     model, info = cast("tuple[MolBertModel, dict[str, Any]]", loaded)
@@ -93,6 +99,18 @@ def load_encoder(directory: str | Path) -> tuple[MolBertModel, PreTrainedTokeniz
     with quiet_transformers():  # AutoTokenizer reads config.json too
         tokenizer = load_tokenizer(directory)
     return model.eval(), tokenizer  # type: ignore[no-untyped-call]
+
+
+def _check_bert(directory: Path) -> None:
+    """A ConfigError when ``config.json`` names another architecture than BERT (molw2s's
+    own directories say ``bert``, older ones ``molbert``)."""
+    config = directory / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    if model_type is not None and model_type not in BERT_MODEL_TYPES:
+        raise ConfigError(
+            f"{directory}: model type {model_type!r} is not BERT, and loading it as bert:DIR would give wrong "
+            f"embeddings; use hf:{directory} (any Hugging Face encoder, read with AutoModel)"
+        )
 
 
 def _checked_model_dir(directory: str | Path) -> Path:

@@ -13,12 +13,13 @@ Family member names (``strong``, ``strong@500``) are resolved one layer up, by
 from __future__ import annotations
 
 from molw2s.encoders.featurisers import FeaturiserKind
+from molw2s.encoders.hf import HFKind
 from molw2s.encoders.spec import Encoder, EncoderOptions, ModelKind, ModelRef
-from molw2s.encoders.transformer import CheckpointKind
+from molw2s.encoders.transformer import CheckpointKind, TransformerFiles, TransformerKind
 from molw2s.errors import ConfigError
 
 #: the registered kinds, in the order they are tried
-KINDS: list[ModelKind] = [CheckpointKind(), FeaturiserKind()]
+KINDS: list[ModelKind] = [CheckpointKind(), FeaturiserKind(), HFKind()]
 
 
 def register_kind(kind: ModelKind) -> None:
@@ -28,16 +29,21 @@ def register_kind(kind: ModelKind) -> None:
     KINDS.append(kind)
 
 
+class UnknownModelSpec(ConfigError):
+    """No registered kind recognises a spec (a kind that recognises but rejects one raises
+    a plain ConfigError: a malformed option, a missing model)."""
+
+
 def parse_model_ref(spec: str) -> ModelRef:
-    """The reference ``spec`` names; a ConfigError listing every kind's forms when none
-    recognises it."""
+    """The reference ``spec`` names; an :class:`UnknownModelSpec` listing every kind's forms
+    when none recognises it."""
     text = spec.strip()
     for kind in KINDS:
         ref = kind.parse(text)
         if ref is not None:
             return ref
     forms = ", ".join(kind.describe() for kind in KINDS)
-    raise ConfigError(f"unknown encoder {spec!r}; use {forms}")
+    raise UnknownModelSpec(f"unknown encoder {spec!r}; use {forms}")
 
 
 def model_encoder(ref: ModelRef, options: EncoderOptions | None = None) -> Encoder:
@@ -46,3 +52,13 @@ def model_encoder(ref: ModelRef, options: EncoderOptions | None = None) -> Encod
         if kind.name == ref.kind:
             return kind.encoder(ref, options or EncoderOptions())
     raise ConfigError(f"model {ref.spec!r}: no registered kind {ref.kind!r}")
+
+
+def model_transformer(ref: ModelRef, role: str) -> TransformerFiles:
+    """The transformer files of ``ref``, which ``role`` finetunes; a ConfigError naming
+    ``role`` when ``ref`` is not a transformer."""
+    ref.checkpoint(role)  # the ConfigError of a featuriser or any other kind
+    for kind in KINDS:
+        if kind.name == ref.kind and isinstance(kind, TransformerKind):
+            return kind.files(ref)
+    raise ConfigError(f"{role}: model {ref.spec!r} of kind {ref.kind!r} has no transformer files")

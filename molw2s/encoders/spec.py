@@ -67,21 +67,31 @@ class ModelRef:
 
     @property
     def is_checkpoint(self) -> bool:
-        """True for a transformer checkpoint directory (finetunable, has layers and poolings)."""
+        """True for a molw2s / BERT checkpoint directory (``bert:DIR``: a tokenizer whose
+        vocabulary coverage the run reports)."""
         return self.kind == CHECKPOINT_KIND
 
+    @property
+    def is_transformer(self) -> bool:
+        """True for a transformer (``bert:`` or ``hf:``): finetunable, has layers and poolings."""
+        return self.kind in TRANSFORMER_KINDS
+
     def checkpoint(self, role: str) -> Path:
-        """The checkpoint directory; a ConfigError naming ``role`` for any other kind."""
-        if not self.is_checkpoint or self.path is None:
+        """The transformer's directory; a ConfigError naming ``role`` for any other kind."""
+        if not self.is_transformer or self.path is None:
             raise ConfigError(
                 f"{role} finetunes a transformer, but {self.spec!r} is a {self.kind}, not a transformer checkpoint "
-                "(use a family member or bert:DIR)"
+                "(use a family member, bert:DIR or hf:DIR_OR_NAME)"
             )
         return self.path
 
 
 #: the kind name of transformer checkpoints (``bert:DIR``)
 CHECKPOINT_KIND = "bert"
+#: the kind name of any Hugging Face encoder (``hf:DIR_OR_NAME``)
+HF_KIND = "hf"
+#: the kinds whose references are transformers (layers, poolings, finetuning)
+TRANSFORMER_KINDS = (CHECKPOINT_KIND, HF_KIND)
 
 
 class ModelKind(Protocol):

@@ -188,7 +188,7 @@ class ExperimentConfig(CellSettings, RunSettings):
     Encoder names are either members of the pretrained ``family`` (``weak_s``,
     ``strong@500`` for a snapshot) or model specs understood by
     :func:`molw2s.encoders.refs.parse_model_ref` (``ecfp4-2048``, ``maccs``, ``rdkit2d``,
-    ``bert:DIR``); :mod:`molw2s.experiment.models` resolves them.
+    ``bert:DIR``, ``hf:DIR_OR_NAME``); :mod:`molw2s.experiment.models` resolves them.
     """
 
     corpus_dir: Path | None = None  # where the family's corpus is looked for (default: the cache)
@@ -215,8 +215,9 @@ class FinetuneConfig(RunSettings):
     beside frozen-feature baselines.
 
     ``model`` is a model directory (``bert:DIR`` or ``DIR``: a family member, a snapshot or
-    any Hugging Face BERT directory with a fast tokenizer), or the name of a member of
-    ``family`` (``strong``, ``strong@1500`` for a snapshot).
+    any Hugging Face BERT directory with a fast tokenizer), any Hugging Face encoder
+    (``hf:DIR_OR_NAME``), or the name of a member of ``family`` (``strong``, ``strong@1500``
+    for a snapshot).
     """
 
     model: str
@@ -233,7 +234,7 @@ MULTICAP_EXPERIMENTS: tuple[MulticapExperiment, ...] = ("independence", "quality
 class MulticapConfig(RunSettings):
     """``molw2s multicap``: multi-capability W2S (theory.md section 8): students on frozen
     features, or the strong encoder finetuned (``student.kind: finetune``, which needs a
-    family member or ``bert:`` checkpoint as ``strong``).
+    family member, ``bert:`` checkpoint or ``hf:`` encoder as ``strong``).
 
     ``tasks`` are the capabilities; ``strong`` and ``weak`` are family members or
     featuriser specs as in :class:`ExperimentConfig`. ``weak[0]`` supervises every

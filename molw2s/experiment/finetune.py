@@ -12,7 +12,6 @@ error is in the task's original units.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import yaml
 from molw2s.data.prepare import TaskSplit, load_task_spec, split_task_seeds
 from molw2s.data.tasks import Task
 from molw2s.encoders.embed import compute_task_embedding, parse_encoder_spec
-from molw2s.encoders.transformer import TransformerEncoder
+from molw2s.encoders.transformer import TransformerEncoder, TransformerFiles
 from molw2s.errors import DataError
 from molw2s.experiment.config import FinetuneConfig
 from molw2s.experiment.finetune_report import write_finetune_report
@@ -31,7 +30,7 @@ from molw2s.experiment.models import resolve_models
 from molw2s.finetuning.baselines import fit_baseline
 from molw2s.finetuning.model import check_freeze
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-from molw2s.io import CachedResult, content_hash, file_digest, safe_filename, write_text_atomic
+from molw2s.io import CachedResult, content_hash, safe_filename, write_text_atomic
 from molw2s.tracking import LOG_DIR, Tracking
 from molw2s.w2s.metrics import regression_metrics
 
@@ -40,9 +39,15 @@ CHECKPOINT = "checkpoint"  # in baselines.features: the finetuned checkpoint's o
 
 
 def resolve_checkpoint(config: FinetuneConfig) -> Path:
-    """The trained model directory ``config.model`` names (a path, or a member of
-    ``config.family`` under :meth:`~molw2s.experiment.config.RunSettings.resolved_family_run_dir`)."""
-    return resolve_models([config.model], config).trained_checkpoint(config.model, "molw2s finetune")
+    """The trained model directory ``config.model`` names (see :func:`resolve_transformer`)."""
+    return resolve_transformer(config).path
+
+
+def resolve_transformer(config: FinetuneConfig) -> TransformerFiles:
+    """The files of the trained model ``config.model`` names (``bert:DIR``, a directory,
+    ``hf:DIR_OR_NAME``, or a member of ``config.family`` under
+    :meth:`~molw2s.experiment.config.RunSettings.resolved_family_run_dir`)."""
+    return resolve_models([config.model], config).trained_transformer(config.model, "molw2s finetune")
 
 
 def finetune_seed_of(training_seed: int, split_seed: int) -> int:
@@ -57,22 +62,21 @@ def run_finetune(config: FinetuneConfig, *, progress: bool = True, tracking: Tra
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    checkpoint = resolve_checkpoint(config)
+    checkpoint = resolve_transformer(config)
     if config.end_to_end:
-        layers = json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"]
-        check_freeze(config.training.freeze, int(layers), "training.freeze")
+        check_freeze(config.training.freeze, checkpoint.n_layers(), "training.freeze")
     cells = []
     for spec in config.tasks:
         task = load_task_spec(spec, data_dir=config.data_dir, strict=config.strict)
         for parts in split_task_seeds(task, config.splits, data_dir=config.data_dir):
             cells.append(_cell(task, parts, checkpoint, config, run_dir, progress=progress, tracking=tracking))
-    return write_finetune_report(cells, config, checkpoint, run_dir / "report")
+    return write_finetune_report(cells, config, checkpoint.path, run_dir / "report")
 
 
 def _cell(
     task: Task,
     parts: TaskSplit,
-    checkpoint: Path,
+    checkpoint: TransformerFiles,
     config: FinetuneConfig,
     run_dir: Path,
     *,
@@ -87,7 +91,7 @@ def _cell(
             raise DataError(f"{where}: the split has no {part} part; finetuning needs train, validation and test")
     key = content_hash(
         CELL_VERSION,
-        file_digest(checkpoint / "model.safetensors", "sha256"),
+        checkpoint.weights_digest(),
         task.name,
         task.smiles,
         task.y,
@@ -137,7 +141,7 @@ def _cell(
         "cell": key,
         "task": task.name,
         "seed": parts.seed,
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.path),
         "sizes": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
         "n_split_rows_dropped": parts.n_dropped,
         "results": results,
@@ -150,7 +154,9 @@ def _cell(
     return cell
 
 
-def _features(spec: str, checkpoint: Path, task: Task, config: FinetuneConfig, *, progress: bool) -> np.ndarray:
+def _features(
+    spec: str, checkpoint: TransformerFiles, task: Task, config: FinetuneConfig, *, progress: bool
+) -> np.ndarray:
     """Pooled features of the checkpoint (``checkpoint``) or of a featuriser spec (cached)."""
     encoder = (
         TransformerEncoder(checkpoint, pooling=config.training.pooling, device=config.training.device)

@@ -4,7 +4,7 @@
 A name is a member of the configured family (``strong``, ``strong@500`` for a snapshot),
 whose checkpoint lives under :meth:`RunSettings.resolved_family_run_dir`, or a spec string
 of a registered model kind (:func:`molw2s.encoders.refs.parse_model_ref`: ``bert:DIR``, a
-model directory, ``ecfp4-2048``, ``maccs``, ...). The family YAML is read once here and
+model directory, ``hf:DIR_OR_NAME``, ``ecfp4-2048``, ``maccs``, ...). The family YAML is read once here and
 handed to pretraining with the references.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from molw2s.encoders.refs import parse_model_ref
+from molw2s.encoders.refs import UnknownModelSpec, model_transformer, parse_model_ref
 from molw2s.encoders.spec import ModelRef
-from molw2s.encoders.transformer import checkpoint_ref
+from molw2s.encoders.transformer import TransformerFiles, checkpoint_ref
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import RunSettings
 from molw2s.pretraining.config import FamilyConfig, load_family_config
@@ -35,21 +35,27 @@ class ResolvedModels:
     """Family members (without ``@step``) some name refers to: what pretraining must train."""
 
     def checkpoints(self) -> dict[str, Path]:
-        """Checkpoint directory per name, for the names that are checkpoints."""
+        """Checkpoint directory per name, for the names that are ``bert:`` checkpoints (molw2s
+        tokenizers, whose vocabulary coverage a run reports)."""
         return {name: ref.path for name, ref in self.refs.items() if ref.is_checkpoint and ref.path is not None}
 
     def trained_checkpoint(self, name: str, role: str) -> Path:
-        """The checkpoint ``name`` refers to, which must exist already (a ConfigError
-        naming ``role``, or the command that trains a family member)."""
-        path = self.refs[name].checkpoint(role)
-        if not (path / "model.safetensors").is_file():
+        """The directory of :meth:`trained_transformer`."""
+        return self.trained_transformer(name, role).path
+
+    def trained_transformer(self, name: str, role: str) -> TransformerFiles:
+        """The files of the transformer ``name`` refers to, which must exist already (a
+        ConfigError naming ``role``, or the command that trains a family member)."""
+        files = model_transformer(self.refs[name], role)
+        path = files.path
+        if self.refs[name].is_checkpoint and not (path / "model.safetensors").is_file():
             if self.family is not None and name.split("@")[0] in self.members:
                 raise ConfigError(
                     f"model {name!r} of family {self.family_path} is not trained yet ({path}): "
                     f"run `molw2s pretrain {self.family_path} --run-dir {self.models_dir}` first"
                 )
             raise ConfigError(f"model {name!r}: {path} is not a model directory (no model.safetensors)")
-        return path
+        return files
 
 
 def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModels:
@@ -65,11 +71,12 @@ def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModel
 
 
 def _resolve(name: str, members: dict[str, Path]) -> ModelRef:
-    """A family member's checkpoint, else the model spec ``name`` is."""
+    """A family member's checkpoint, else the model spec ``name`` is (a spec that a kind
+    recognises but rejects, e.g. a missing ``hf:`` model, keeps its kind's message)."""
     if name in members:
         return checkpoint_ref(members[name])
     try:
         return parse_model_ref(name)
-    except ConfigError as exc:
+    except UnknownModelSpec as exc:
         known = f"; family members: {', '.join(members)}" if members else "; no family is configured"
         raise ConfigError(f"model {name!r} is neither a model spec nor a member of the family ({exc}){known}") from None

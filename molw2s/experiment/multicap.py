@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from molw2s.data.prepare import load_task_spec
 from molw2s.data.tasks import Task
 from molw2s.encoders.embed import embed_tasks
+from molw2s.encoders.refs import model_transformer
 from molw2s.encoders.spec import ModelRef
 from molw2s.errors import ConfigError, DataError
 from molw2s.experiment.cell import CellSplit, task_cell_splits
@@ -87,7 +88,7 @@ def _finetune_setup(config: MulticapConfig, strong: ModelRef, run_dir: Path, pro
     """The checkpoint and cache of a ``finetune`` student (None for the frozen students)."""
     if config.student.kind != "finetune":
         return None
-    return FinetuneSetup(strong.checkpoint("student.kind=finetune"), run_dir / "students", progress)
+    return FinetuneSetup(model_transformer(strong, "student.kind=finetune"), run_dir / "students", progress)
 
 
 def _splits(task: Task, config: MulticapConfig) -> list[CellSplit]:

@@ -58,7 +58,7 @@ def model_plans(config: ExperimentConfig, refs: dict[str, ModelRef]) -> dict[str
     emb, expand = config.embedding, config.expand
     plans = {name: ModelPlan(ref, emb.pooling, emb.layer) for name, ref in refs.items()}
     for name in config.weak:
-        if not refs[name].is_checkpoint:
+        if not refs[name].is_transformer:
             continue
         for layer in expand.layers:
             if layer != emb.layer:

@@ -20,18 +20,20 @@ from typing import Any
 import numpy as np
 
 from molw2s.data.tasks import Task
+from molw2s.encoders.refs import model_transformer
 from molw2s.encoders.spec import ModelRef
+from molw2s.encoders.transformer import TransformerFiles
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import CellSettings
 from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import LabelledSmiles, finetune_regressor
-from molw2s.io import CachedResult, content_hash, file_digest, safe_filename
+from molw2s.io import CachedResult, content_hash, safe_filename
 from molw2s.w2s.metrics import mse, pgr, regression_metrics
 from molw2s.w2s.protocol import fit_weak_model
 
 
 def finetuned_ceiling(
-    checkpoint: Path,
+    checkpoint: TransformerFiles,
     smiles: Sequence[str],
     y: np.ndarray,
     split: CellSplit,
@@ -46,7 +48,7 @@ def finetuned_ceiling(
 
 
 def finetuned_w2s(
-    checkpoint: Path,
+    checkpoint: TransformerFiles,
     smiles: Sequence[str],
     y: np.ndarray,
     H_w: np.ndarray,
@@ -76,7 +78,7 @@ def finetuned_w2s(
 
 
 def _student(
-    checkpoint: Path,
+    checkpoint: TransformerFiles,
     smiles: Sequence[str],
     labels: np.ndarray,
     split: CellSplit,
@@ -95,7 +97,7 @@ def _student(
     key = content_hash(
         "finetuned-student-v1",
         role,
-        file_digest(checkpoint / "model.safetensors", "sha256"),
+        checkpoint.weights_digest(),
         [smiles[i] for i in split.test],
         fit_rows.tolist(),
         valid_rows.tolist(),
@@ -122,7 +124,7 @@ class FinetunedStudent:
     """The sweep's finetuned student (a :class:`molw2s.experiment.students.Student`): the
     ``ft_*`` keys of each cell; the finetuned ceiling is trained once per seed."""
 
-    checkpoint: Path
+    checkpoint: TransformerFiles
     smiles: Sequence[str]
     cache_dir: Path
     parallel = False
@@ -144,6 +146,6 @@ class FinetunedStudent:
 
 def finetuned_students(config: CellSettings, strong: ModelRef, cache_dir: Path) -> Callable[[Task], FinetunedStudent]:
     """A finetuned student per task (its models cached under ``cache_dir/<task>``); the
-    strong model must be a checkpoint (checked here, before any heavy work)."""
-    checkpoint = strong.checkpoint("w2s.student=finetune")
+    strong model must be a transformer, ``bert:`` or ``hf:`` (checked here, before any heavy work)."""
+    checkpoint = model_transformer(strong, "w2s.student=finetune")
     return lambda task: FinetunedStudent(checkpoint, task.smiles, cache_dir / safe_filename(task.name))

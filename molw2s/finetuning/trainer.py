@@ -33,13 +33,12 @@ import numpy as np
 import torch
 
 from molw2s.encoders.device import resolve_device
-from molw2s.encoders.model_files import load_encoder
 from molw2s.encoders.padding import pad_batch
-from molw2s.encoders.tokenizer import encode_smiles
+from molw2s.encoders.transformer import TransformerFiles, transformer_files
 from molw2s.errors import DataError, TrainingError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.finetuning.model import RegressionModel
-from molw2s.io import array_digest, atomic_path, content_hash, file_digest
+from molw2s.io import array_digest, atomic_path, content_hash
 from molw2s.tracking import NullLogger, ScalarLogger, Tracking, open_logger
 from molw2s.training import make_adamw, restore_torch_rng, torch_rng_state, warmup_decay_schedule
 
@@ -88,6 +87,7 @@ class FinetunedRegressor:
     ``label_mean`` / ``label_std`` hold one standardisation per output."""
 
     model: RegressionModel
+    files: TransformerFiles  # how the model's tokenizer reads SMILES
     tokenizer: PreTrainedTokenizerFast
     label_mean: np.ndarray
     label_std: np.ndarray
@@ -106,14 +106,21 @@ class FinetunedRegressor:
         """(n,) float64 predictions of ``output`` in its labels' original units, in input order."""
         if not 0 <= output < self.n_outputs:
             raise DataError(f"output {output} does not exist: the model has {self.n_outputs}")
-        ids = encode_smiles(self.tokenizer, smiles, max_length=self.model.encoder.config.max_position_embeddings).ids
+        ids = token_ids(self.files, self.model, self.tokenizer, smiles)
         raw = _predict_standardised(self.model, ids, self.tokenizer.pad_token_id, self.device, self.bf16, batch_size)
         pred: np.ndarray = raw[:, output] * self.label_std[output] + self.label_mean[output]
         return pred
 
 
+def token_ids(
+    files: TransformerFiles, model: RegressionModel, tokenizer: PreTrainedTokenizerFast, smiles: Sequence[str]
+) -> list[list[int]]:
+    """The token ids of ``smiles`` as ``files``' tokenizer reads them, at most as long as the encoder reads."""
+    return files.tokenize(tokenizer, smiles, max_length=files.max_length(model.encoder, tokenizer)).ids
+
+
 def finetune_regressor(
-    checkpoint: str | Path,
+    checkpoint: str | Path | TransformerFiles,
     train: LabelledSmiles,
     valid: LabelledSmiles,
     settings: FinetuneSettings | None = None,
@@ -126,9 +133,10 @@ def finetune_regressor(
     tracking: Tracking = "none",
     log_dir: str | Path | None = None,
 ) -> FinetunedRegressor:
-    """Finetune the encoder of ``checkpoint`` (any directory :func:`load_encoder` reads) with
-    a new regression head of one output per output index in ``train`` (see the module
-    doc), early-stopped on ``valid``.
+    """Finetune the encoder of ``checkpoint`` (a ``bert:`` checkpoint directory, or any
+    :class:`~molw2s.encoders.transformer.TransformerFiles`: an ``hf:`` model, read with its
+    own tokenizer) with a new regression head of one output per output index in ``train``
+    (see the module doc), early-stopped on ``valid``.
 
     ``seed`` (default ``settings.seed``) fixes the head's initialisation, the batch order
     and dropout. ``start_from`` (a model finetuned from the same checkpoint) continues from
@@ -165,7 +173,7 @@ class RegressorTrainer:
 
     def __init__(
         self,
-        checkpoint: str | Path,
+        checkpoint: str | Path | TransformerFiles,
         train: LabelledSmiles,
         valid: LabelledSmiles,
         settings: FinetuneSettings,
@@ -182,7 +190,8 @@ class RegressorTrainer:
             self.mean, self.std = _label_stats(train, self.n_outputs)
         else:
             self.mean, self.std = start_from.label_mean.copy(), start_from.label_std.copy()
-        self.model, self.tokenizer = _initial_model(checkpoint, settings, self.seed, self.n_outputs, start_from)
+        self.files = transformer_files(checkpoint)
+        self.model, self.tokenizer = _initial_model(self.files, settings, self.seed, self.n_outputs, start_from)
         self.device = resolve_device(settings.device)
         self.model.to(self.device)
         self.anchors = (
@@ -190,9 +199,8 @@ class RegressorTrainer:
         )
         self.bf16 = settings.bf16 and self.device.type == "cuda"
         self.pad_id: int = self.tokenizer.pad_token_id
-        max_length = self.model.encoder.config.max_position_embeddings
-        self.train_ids = encode_smiles(self.tokenizer, train.smiles, max_length=max_length).ids
-        self.valid_ids = encode_smiles(self.tokenizer, valid.smiles, max_length=max_length).ids
+        self.train_ids = token_ids(self.files, self.model, self.tokenizer, train.smiles)
+        self.valid_ids = token_ids(self.files, self.model, self.tokenizer, valid.smiles)
         self.targets = torch.as_tensor(
             (train.y - self.mean[train.output]) / self.std[train.output], dtype=torch.float32
         )
@@ -204,20 +212,20 @@ class RegressorTrainer:
             self.model, lr=settings.lr, weight_decay=settings.weight_decay, fused=self.device.type == "cuda"
         )
         self.scheduler = warmup_decay_schedule(self.optimizer, total=total, warmup=int(settings.warmup_frac * total))
-        self.key = self._state_key(checkpoint, start_from)
+        self.key = self._state_key(start_from)
         self.state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
         self.epoch = 0  # epochs finished
         self.history: list[dict[str, float]] = []
         self.best: dict[str, torch.Tensor] = {}
         self.best_epoch, self.best_score, self.stale, self.stopped_early = 0, math.inf, 0, False
 
-    def _state_key(self, checkpoint: str | Path, start_from: FinetunedRegressor | None) -> str:
+    def _state_key(self, start_from: FinetunedRegressor | None) -> str:
         """What a saved state must have been trained on: checkpoint, settings, seed, both
         parts, the starting model and its standardisation, the anchor."""
         train, valid = self.train_part, self.valid_part
         return content_hash(
             "finetune-v3",
-            _checkpoint_digest(checkpoint),
+            self.files.weights_digest(),
             self.settings.model_dump(),
             self.seed,
             [train.smiles, train.y, train.output],
@@ -363,6 +371,7 @@ class RegressorTrainer:
         self.model.eval()
         return FinetunedRegressor(
             self.model,
+            self.files,
             self.tokenizer,
             self.mean,
             self.std,
@@ -415,16 +424,16 @@ def _check_parts(train: LabelledSmiles, valid: LabelledSmiles, start_from: Finet
 
 
 def _initial_model(
-    checkpoint: str | Path,
+    files: TransformerFiles,
     settings: FinetuneSettings,
     seed: int,
     n_outputs: int,
     start_from: FinetunedRegressor | None,
 ) -> tuple[RegressionModel, PreTrainedTokenizerFast]:
-    """The encoder of ``checkpoint`` with a new head initialised from ``seed`` (or
+    """The encoder of ``files`` with a new head initialised from ``seed`` (or
     ``start_from``'s weights), its bottom ``settings.freeze`` blocks frozen; and its tokenizer."""
     torch.manual_seed(seed)
-    encoder, tokenizer = load_encoder(checkpoint)
+    encoder, tokenizer = files.load()
     model = RegressionModel(encoder, pooling=settings.pooling, dropout=settings.dropout, n_outputs=n_outputs)
     if start_from is not None:
         model.load_state_dict({k: v.detach().cpu() for k, v in start_from.model.state_dict().items()})
@@ -475,10 +484,6 @@ def _predict_standardised(
             batch, attention = pad_batch([ids[i] for i in rows], pad_id)
             out[rows] = model(batch.to(device), attention.to(device)).float().cpu().numpy()
     return out
-
-
-def _checkpoint_digest(checkpoint: str | Path) -> str:
-    return file_digest(Path(checkpoint) / "model.safetensors", "sha256")
 
 
 def _save_state(path: Path, **state: Any) -> None:

@@ -28,9 +28,9 @@ SOURCE = "MolW2SFeaturizer input"
 class MolW2SFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """SMILES -> (n, d) float32 features of a molw2s encoder.
 
-    ``encoder``: a spec (``"ecfp4-2048"``, ``"maccs"``, ``"rdkit2d"``, ``"bert:DIR"``) or an
-    :class:`~molw2s.encoders.embed.Encoder`; ``pooling``, ``layer``, ``batch_size``,
-    ``device`` and ``precision`` apply to ``bert:`` checkpoints (``pooling`` defaults to
+    ``encoder``: a spec (``"ecfp4-2048"``, ``"maccs"``, ``"rdkit2d"``, ``"bert:DIR"``,
+    ``"hf:DIR_OR_NAME"``) or an :class:`~molw2s.encoders.embed.Encoder`; ``pooling``, ``layer``,
+    ``batch_size``, ``device`` and ``precision`` apply to transformers (``pooling`` defaults to
     ``mean``, as every config does). ``fit`` builds the encoder
     (nothing is learnt: the representation is frozen; a checkpoint is loaded once and kept
     for every ``transform``) and records the output width in ``n_features_out_``.

@@ -26,7 +26,7 @@ class StudentConfig(StrictModel):
     plus ``beta`` (||A||^2 + ||W||^2). ``ridge``: one independent closed-form ridge head per
     capability (joint training equals single training by construction: a control). Both
     work on the strong model's frozen representations.
-    ``finetune``: the strong encoder (a ``bert:`` checkpoint) finetuned end to end with one
+    ``finetune``: the strong encoder (a ``bert:`` checkpoint or ``hf:`` encoder) finetuned end to end with one
     output per capability, on the masked MSE (capabilities weighted equally), as set by
     ``finetune``; each capability's training rows hold out ``valid_frac`` for early
     stopping, validated on the labels the student trains on.

@@ -1,9 +1,10 @@
 """The finetuned multi-capability student (``student.kind: finetune``): the strong encoder
-(a ``bert:`` checkpoint) finetuned end to end on every capability's labels at once, one
-output per capability, by :func:`molw2s.finetuning.trainer.finetune_regressor` (masked
-MSE, capabilities weighted equally). Each capability's training rows hold out
-``valid_frac`` for early stopping, validated on the labels the student trains on (weak
-labels for a W2S student: it never sees a gold label it should not).
+(a ``bert:`` checkpoint or an ``hf:`` model) finetuned end to end on every capability's
+labels at once, one output per capability, by
+:func:`molw2s.finetuning.trainer.finetune_regressor` (masked MSE, capabilities weighted
+equally). Each capability's training rows hold out ``valid_frac`` for early stopping,
+validated on the labels the student trains on (weak labels for a W2S student: it never
+sees a gold label it should not).
 
 After training, the student predicts every molecule of D_s and of the test part of each
 capability it learnt; those predictions are what the experiments read. With a cache
@@ -25,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from molw2s.encoders.model_files import MODEL_FILE
+from molw2s.encoders.transformer import TransformerFiles, transformer_files
 from molw2s.errors import DataError
 from molw2s.finetuning.holdout import validation_cut
 from molw2s.finetuning.trainer import FinetunedRegressor, LabelledSmiles, finetune_regressor
-from molw2s.io import CachedResult, content_hash, file_digest
+from molw2s.io import CachedResult, content_hash
 from molw2s.multicap.capability import Capability
 from molw2s.multicap.config import StudentConfig
 from molw2s.multicap.labelled import Labelled, check_data
@@ -38,16 +40,22 @@ CACHE_VERSION = "multicap-finetune-v1"
 
 @dataclass(frozen=True)
 class FinetuneSetup:
-    """What the finetuned student needs besides its settings: the strong checkpoint
-    directory and where finished runs are cached (None: nothing is cached)."""
+    """What the finetuned student needs besides its settings: the strong transformer (a
+    ``bert:`` checkpoint directory or any transformer files, e.g. an ``hf:`` model) and where
+    finished runs are cached (None: nothing is cached)."""
 
-    checkpoint: Path
+    checkpoint: Path | TransformerFiles
     cache_dir: Path | None = None
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if not (self.checkpoint / MODEL_FILE).is_file():
+        if isinstance(self.checkpoint, Path) and not (self.checkpoint / MODEL_FILE).is_file():
             raise DataError(f"{self.checkpoint}: not a model checkpoint (no {MODEL_FILE}) for the finetune student")
+
+    @property
+    def files(self) -> TransformerFiles:
+        """The strong transformer's files."""
+        return transformer_files(self.checkpoint)
 
 
 class FinetuneStudent:
@@ -136,7 +144,7 @@ class FinetuneStudent:
         trained = [[name, np.asarray(rows), np.asarray(y, dtype=np.float64)] for name, (rows, y) in data.items()]
         return content_hash(
             CACHE_VERSION,
-            file_digest(self.setup.checkpoint / MODEL_FILE, "sha256"),
+            self.setup.files.weights_digest(),
             self.config.model_dump(mode="json", include={"finetune", "valid_frac", "seed"}),
             caps,
             trained,
@@ -159,7 +167,7 @@ class FinetuneStudent:
         fit, valid = self._parts(data)
         state_dir = None if cache is None else cache / "state" / self.key
         self._model = finetune_regressor(
-            self.setup.checkpoint,
+            self.setup.files,
             fit,
             valid,
             self.config.finetune,
