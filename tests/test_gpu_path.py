@@ -91,7 +91,7 @@ def test_an_embedding_batch_never_waits_for_the_device(make_tiny_checkpoint, tmp
     smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccccc1", "N"]
     encoder = TransformerEncoder(make_tiny_checkpoint(tmp_path / "m", smiles), pooling="mean", device="cpu")
     encoder.encode(smiles)  # loads the model
-    model, _, _ = encoder._loaded["model@cpu"]
+    model = encoder._loaded["model@cpu"].model
     forward = model.forward
     with host_syncs() as calls:
         forward(

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import transformers
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, PretrainedConfig
 from transformers.activations import ACT2FN
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
@@ -188,15 +188,21 @@ def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(labels.flatten() != IGNORE_INDEX).squeeze(1)
 
 
-def padding_attention_mask(config: BertConfig, attention_mask: torch.Tensor) -> torch.Tensor:
+#: model types whose encoders build their mask with transformers' ``create_bidirectional_mask``
+#: and so take a 4-d mask unchanged (others, e.g. T5 or DeBERTa, get the 2-d mask)
+FOUR_D_MASK_MODEL_TYPES = frozenset({"bert", "roberta", "electra"})
+
+
+def padding_attention_mask(config: PretrainedConfig, attention_mask: torch.Tensor) -> torch.Tensor:
     """The 2-d padding mask (1 on real tokens) as the 4-d ``(batch, 1, 1, width)`` mask the
     attention reads: boolean for SDPA (and flash / flex kernels), additive for eager.
 
     Given a 2-d mask, transformers 5 tests in Python whether it holds any padding (to drop
     it and reach the flash kernel), which waits for the device on every forward pass; a 4-d
     mask passes through unchanged, and the outputs are the same (``tests/test_model.py``).
-    Under transformers 4 the 2-d mask is returned as it is."""
-    if not _TRANSFORMERS_5:
+    Under transformers 4, and for model types outside :data:`FOUR_D_MASK_MODEL_TYPES`
+    (whose own mask code may read a 4-d mask differently), the 2-d mask is returned as it is."""
+    if not _TRANSFORMERS_5 or config.model_type not in FOUR_D_MASK_MODEL_TYPES:
         return attention_mask
     return _attention_form(config, attention_mask[:, None, None, :].bool())
 
@@ -210,7 +216,7 @@ def packed_attention_mask(config: BertConfig, segments: torch.Tensor) -> torch.T
     return _attention_form(config, block_diagonal_mask(segments))
 
 
-def _attention_form(config: BertConfig, allowed: torch.Tensor) -> torch.Tensor:
+def _attention_form(config: PretrainedConfig, allowed: torch.Tensor) -> torch.Tensor:
     """A boolean 4-d mask (True: may attend) as the model's attention reads it: as it is for
     SDPA and the flash / flex kernels, additive (0 or the float32 minimum) for eager."""
     if config._attn_implementation != "eager":
