@@ -297,3 +297,20 @@ def test_every_kind_runs_as_weak_and_as_strong(tmp_path):
         assert {r["weak"] for r in rows} == set(config["weak"])
         assert all(np.isfinite(r["err_w2s"]) for r in rows)
     assert embed_task(specs["table"], "nci_tpsa").shape[1] == 8
+
+
+def test_the_new_kinds_work_in_molw2s_embed_and_the_sklearn_adapter(tmp_path):
+    from typer.testing import CliRunner
+
+    from molw2s.cli import app
+    from molw2s.interop.sklearn import MolW2SFeaturizer
+
+    table = _task_table(tmp_path / "t.csv", d=4)
+    spec = f"concat:table:{table}+maccs*0.5"
+    out = tmp_path / "x.npy"
+    result = CliRunner().invoke(app, ["embed", "-e", spec, "-t", "nci_tpsa", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(out), embed_task(spec, "nci_tpsa"))
+    molecules = load_task("nci_tpsa").smiles[:20]
+    X = MolW2SFeaturizer(f"table:{table}").fit(molecules).transform(molecules)
+    np.testing.assert_array_equal(X, parse_encoder_spec(f"table:{table}").encode(molecules))

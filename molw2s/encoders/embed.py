@@ -10,6 +10,10 @@ strings, parsed by the registry of model kinds (:mod:`molw2s.encoders.refs`):
 ``ecfp:radius=2,nbits=2048``            the same, by keywords (``counts=true``)
 ``maccs``                               MACCS keys
 ``rdkit2d``, ``rdkit2d-raw``            RDKit 2D descriptors (signed-log / raw)
+``table:FILE[#NAME]``                   precomputed embeddings keyed by SMILES
+``concat:SPEC+SPEC*W``                  standardised, weighted blocks side by side
+``molfeat:NAME[?k=v]``                  a molfeat calculator (optional extra)
+``chemprop:FILE``                       a chemprop v2 learned fingerprint (extra)
 =====================================  ==========================================
 
 Transformer embeddings are pooled (``mean`` by default, or ``cls``) from one layer
