@@ -116,6 +116,20 @@ def test_concat_scales_each_block_to_its_weight_of_the_total_variance():
     assert identity["parts"][0]["identity"] == parse_encoder_spec("maccs").identity()
 
 
+def test_concat_parts_share_the_embedding_cache_with_the_parts_alone(monkeypatch):
+    from molw2s.encoders.fingerprints import MACCSEncoder
+
+    task = load_task("nci_tpsa")
+    maccs = embed_task("maccs", task)
+
+    def not_again(self, smiles, *, progress=False):
+        raise AssertionError("maccs was computed again instead of read from the cache")
+
+    monkeypatch.setattr(MACCSEncoder, "encode", not_again)
+    X = embed_task("concat:maccs+ecfp2-256", task)
+    np.testing.assert_allclose(X[:, :167], concat_blocks([maccs], [1.0]), rtol=1e-6)
+
+
 def test_concat_bad_specs_are_clear_errors():
     for spec, message in [
         ("concat:maccs", "at least two"),

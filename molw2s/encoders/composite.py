@@ -21,6 +21,9 @@ features on their own training part anyway, so only the per-block scale can carr
 anything from test molecules, and it is one number per block. In the scikit-learn and
 deepchem adapters each ``transform`` / ``featurize`` call standardises with its own
 molecules: transform all molecules in one call.
+
+Each part's rows come from the embedding cache (:mod:`molw2s.encoders.cache`), shared with
+the part used on its own, so ``strong`` and ``concat:strong+rdkit2d`` embed ``strong`` once.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from molw2s.encoders.cache import cached_encoding
 from molw2s.encoders.spec import Encoder, EncoderOptions, ModelRef
 from molw2s.errors import ConfigError
 
@@ -120,7 +124,8 @@ class ConcatEncoder:
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, sum of part widths) float32: each part's block standardised and weighted."""
-        blocks = [part.encode(smiles, progress=progress) for part in self.parts]
+        info = {"part_of": self.spec}
+        blocks = [cached_encoding(part, smiles, info, progress=progress).values for part in self.parts]
         return concat_blocks(blocks, self.weights)
 
 

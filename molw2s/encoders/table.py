@@ -145,7 +145,10 @@ def read_table(path: Path, fmt: str, name: str) -> tuple[list[str], np.ndarray]:
         return [str(s) for s in smiles], _numeric(path, values)
     frame = _read_frame(path, fmt)
     if name not in frame.columns:
-        raise DataError(f"no SMILES column {name!r} (name it with table:FILE#COLUMN); columns: {list(frame.columns)}")
+        raise DataError(
+            f"no SMILES column {name!r} (name it with table:FILE#COLUMN); columns: {list(frame.columns)}",
+            path=str(path),
+        )
     features = frame.drop(columns=[name])
     if features.shape[1] == 0:
         raise DataError(f"has no feature columns besides {name!r}", path=str(path))
