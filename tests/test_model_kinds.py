@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_experiment_run import FAMILY
 
 from molw2s.chem.smiles import canonicalize
 from molw2s.data.tasks import load_task
@@ -331,26 +332,13 @@ def test_the_new_kinds_work_in_molw2s_embed_and_the_sklearn_adapter(tmp_path):
 
 
 def test_a_concat_of_a_family_member_is_pretrained_and_run(tmp_path):
-    family = {
-        "name": "one",
-        "strong": "big",
-        "data": {"corpus": {"name": "nci5k", "n": 100}, "val_fraction": 0.2, "descriptor_jobs": 1},
-        "train": {"batch_size": 8, "warmup_steps": 2, "checkpoint_every": 10, "eval_every": 10, "num_threads": 1},
-        "members": [
-            {
-                "name": "big",
-                "model": {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 32},
-                "steps": 5,
-            }
-        ],
-    }
-    (tmp_path / "family.yaml").write_text(yaml.safe_dump(family))
+    (tmp_path / "family.yaml").write_text(yaml.safe_dump(FAMILY))  # the tiny family of test_experiment_run
     config = {
         "name": "concat_member",
         "family": "family.yaml",
         "run_dir": str(tmp_path / "run"),
         "strong": "concat:big+maccs",
-        "weak": ["big", "ecfp2-256"],
+        "weak": ["small", "ecfp2-256"],
         "tasks": ["nci_tpsa"],
         "splits": {"method": "random", "seeds": [0]},
         "evaluation": {"n_boot": 20},
@@ -358,4 +346,4 @@ def test_a_concat_of_a_family_member_is_pretrained_and_run(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     results = run_experiment(load_experiment_config(tmp_path / "run.yaml"), progress=False, tracking="none")
     assert (tmp_path / "run" / "models" / "big" / "final" / "model.safetensors").is_file()
-    assert {r["weak"] for r in results["tasks"]["nci_tpsa"]["weak_models"]} == {"big", "ecfp2-256"}
+    assert {r["weak"] for r in results["tasks"]["nci_tpsa"]["weak_models"]} == {"small", "ecfp2-256"}
