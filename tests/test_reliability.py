@@ -24,7 +24,8 @@ from molw2s.cli import describe_error
 from molw2s.config import apply_overrides
 from molw2s.data.config import TaskSpec
 from molw2s.data.tasks import load_task
-from molw2s.encoders.embed import compute_task_embedding, embedding_cache_path, parse_encoder_spec
+from molw2s.encoders.cache import embedding_cache_path
+from molw2s.encoders.embed import compute_task_embedding, parse_encoder_spec
 from molw2s.encoders.model_files import MODEL_FILE, load_pretrained
 from molw2s.errors import ConfigError, DataError, MolW2SError
 from molw2s.experiment.cell import CellSplit

@@ -11,6 +11,10 @@ strings, parsed by the registry of model kinds (:mod:`molw2s.encoders.refs`):
 ``ecfp:radius=2,nbits=2048``            the same, by keywords (``counts=true``)
 ``maccs``                               MACCS keys
 ``rdkit2d``, ``rdkit2d-raw``            RDKit 2D descriptors (signed-log / raw)
+``table:FILE[#NAME]``                   precomputed embeddings keyed by SMILES
+``concat:SPEC+SPEC*W``                  standardised, weighted blocks side by side
+``molfeat:NAME[?k=v]``                  a molfeat calculator (optional extra)
+``chemprop:FILE``                       a chemprop v2 learned fingerprint (extra)
 =====================================  ==========================================
 
 Transformer embeddings are pooled (``mean`` by default, or ``cls``) from one layer
@@ -20,15 +24,14 @@ Transformer embeddings are pooled (``mean`` by default, or ``cls``) from one lay
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from molw2s.encoders.cache import TaskEmbedding, cached_encoding
 from molw2s.encoders.refs import model_encoder, parse_model_ref
 from molw2s.encoders.spec import DEFAULT_POOLING, Encoder, EncoderOptions, ModelRef, Pooling, Precision
-from molw2s.io import cache_dir, content_hash, load_npy_checked, save_npy_checked
 
 if TYPE_CHECKING:
     from molw2s.data.tasks import Task
@@ -52,16 +55,6 @@ def parse_encoder_spec(
 def _encoder(spec: str | ModelRef, options: EncoderOptions) -> Encoder:
     """The encoder of a spec string or a parsed reference."""
     return model_encoder(parse_model_ref(spec) if isinstance(spec, str) else spec, options)
-
-
-@dataclass
-class TaskEmbedding:
-    """Representations of a task with where they are cached and what was counted."""
-
-    values: np.ndarray
-    path: Path | None
-    from_cache: bool
-    info: dict[str, Any]
 
 
 def embed_task(
@@ -121,27 +114,6 @@ def compute_task_embedding(
     shape, anything counted and the array's sha256; a cached array that does not match it
     is moved aside and recomputed.
     """
-    identity = encoder.identity()
-    key = content_hash("embedding-v2", identity, task.smiles)
-    path = embedding_cache_path(key)
-    cached = load_npy_checked(path) if cache else None
-    if cached is not None:  # the info describes this task, whichever computed the array
-        return TaskEmbedding(cached[0], path, True, {**cached[1], "task": task.name, "source": str(task.source)})
-    values = encoder.encode(task.smiles, progress=progress)
-    info = {
-        "encoder": encoder.name,
-        "identity": identity,
-        "task": task.name,
-        "source": str(task.source),
-        "shape": list(values.shape),
-        "counts": getattr(encoder, "last_counts", {}),
-    }
-    if not cache:
-        return TaskEmbedding(values, None, False, info)
-    save_npy_checked(path, values, info)
-    return TaskEmbedding(values, path, False, info)
-
-
-def embedding_cache_path(key: str) -> Path:
-    """Where the embedding with content hash ``key`` lives."""
-    return cache_dir() / "embeddings" / f"{key}.npy"
+    return cached_encoding(
+        encoder, task.smiles, {"task": task.name, "source": str(task.source)}, cache=cache, progress=progress
+    )

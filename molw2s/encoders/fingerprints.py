@@ -45,8 +45,9 @@ def _first_invalid(smiles: Sequence[str]) -> None:
             raise DataError(f"invalid SMILES {text!r}: {reason}", row=row, column="smiles")
 
 
-class _BitFingerprint(Protocol):
-    """A fingerprint written molecule by molecule into float32 rows."""
+class RowFeaturiser(Protocol):
+    """A featuriser written molecule by molecule into float32 rows of a known width
+    (fingerprints, molfeat calculators); it must pickle, to reach worker processes."""
 
     @property
     def name(self) -> str: ...
@@ -57,7 +58,7 @@ class _BitFingerprint(Protocol):
     def row_writer(self) -> Callable[[Any, np.ndarray], None]: ...
 
 
-def _fingerprints(encoder: _BitFingerprint, smiles: Sequence[str], n_jobs: int | None, progress: bool) -> np.ndarray:
+def fingerprint_rows(encoder: RowFeaturiser, smiles: Sequence[str], n_jobs: int | None, progress: bool) -> np.ndarray:
     """(n, width) float32 rows of ``encoder``, in chunks over :func:`featuriser_jobs`
     processes; a DataError names the row of the first SMILES that does not parse."""
     jobs = featuriser_jobs(n_jobs, len(smiles))
@@ -83,7 +84,7 @@ def _fingerprints(encoder: _BitFingerprint, smiles: Sequence[str], n_jobs: int |
     return out
 
 
-def _fingerprint_chunk(chunk: list[str], start: int, encoder: _BitFingerprint) -> np.ndarray | tuple[int, str, str]:
+def _fingerprint_chunk(chunk: list[str], start: int, encoder: RowFeaturiser) -> np.ndarray | tuple[int, str, str]:
     """The chunk's rows, or (input row, SMILES, reason) of its first invalid SMILES."""
     from molw2s.chem.smiles import mol_from_smiles
 
@@ -131,7 +132,7 @@ class ECFPEncoder:
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, nbits) float32 array of bits (or counts)."""
-        return _fingerprints(self, smiles, self.n_jobs, progress)
+        return fingerprint_rows(self, smiles, self.n_jobs, progress)
 
     def row_writer(self) -> Callable[[Any, np.ndarray], None]:
         """Writes one molecule's fingerprint into a row."""
@@ -162,7 +163,7 @@ class MACCSEncoder:
 
     def encode(self, smiles: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, 167) float32 array of key bits."""
-        return _fingerprints(self, smiles, self.n_jobs, progress)
+        return fingerprint_rows(self, smiles, self.n_jobs, progress)
 
     def row_writer(self) -> Callable[[Any, np.ndarray], None]:
         """Writes one molecule's keys into a row."""

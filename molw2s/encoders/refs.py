@@ -12,14 +12,26 @@ Family member names (``strong``, ``strong@500``) are resolved one layer up, by
 
 from __future__ import annotations
 
+from molw2s.encoders.chemprop_mpnn import ChempropKind
+from molw2s.encoders.composite import ConcatKind
 from molw2s.encoders.featurisers import FeaturiserKind
 from molw2s.encoders.hf import HFKind
+from molw2s.encoders.molfeat_calc import MolfeatKind
 from molw2s.encoders.spec import Encoder, EncoderOptions, ModelKind, ModelRef
+from molw2s.encoders.table import TableKind
 from molw2s.encoders.transformer import CheckpointKind, TransformerFiles, TransformerKind
 from molw2s.errors import ConfigError
 
 #: the registered kinds, in the order they are tried
-KINDS: list[ModelKind] = [CheckpointKind(), FeaturiserKind(), HFKind()]
+KINDS: list[ModelKind] = [
+    CheckpointKind(),
+    FeaturiserKind(),
+    HFKind(),
+    TableKind(),
+    MolfeatKind(),
+    ChempropKind(),
+    ConcatKind(lambda spec: parse_model_ref(spec), lambda ref, options: model_encoder(ref, options)),
+]
 
 
 def register_kind(kind: ModelKind) -> None:

@@ -4,7 +4,8 @@
 A name is a member of the configured family (``strong``, ``strong@500`` for a snapshot),
 whose checkpoint lives under :meth:`RunSettings.resolved_family_run_dir`, or a spec string
 of a registered model kind (:func:`molw2s.encoders.refs.parse_model_ref`: ``bert:DIR``, a
-model directory, ``hf:DIR_OR_NAME``, ``ecfp4-2048``, ``maccs``, ...). The family YAML is read once here and
+model directory, ``hf:DIR_OR_NAME``, ``ecfp4-2048``, ``maccs``, ...). A ``concat:`` spec's parts may be family
+members too (``concat:strong+rdkit2d``): each part is resolved here. The family YAML is read once here and
 handed to pretraining with the references.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from molw2s.encoders.composite import concat_ref, split_concat
 from molw2s.encoders.refs import UnknownModelSpec, model_transformer, parse_model_ref
 from molw2s.encoders.spec import ModelRef
 from molw2s.encoders.transformer import TransformerFiles, checkpoint_ref
@@ -66,13 +68,17 @@ def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModel
     models_dir = settings.resolved_family_run_dir()
     members = family_models(family, models_dir) if family is not None else {}
     refs = {name: _resolve(name, members) for name in names}
-    used = sorted({name.split("@")[0] for name in names if name in members})
+    parts = [part for name in names for part, _ in split_concat(name) or [(name, 1.0)]]
+    used = sorted({part.split("@")[0] for part in parts if part in members})
     return ResolvedModels(refs, family, settings.family, models_dir, tuple(used))
 
 
 def _resolve(name: str, members: dict[str, Path]) -> ModelRef:
     """A family member's checkpoint, else the model spec ``name`` is (a spec that a kind
-    recognises but rejects, e.g. a missing ``hf:`` model, keeps its kind's message)."""
+    recognises but rejects, e.g. a missing ``hf:`` model, keeps its kind's message); a
+    ``concat:`` spec with each part resolved so."""
+    if (parts := split_concat(name)) is not None:
+        return concat_ref([(_resolve(part, members), weight) for part, weight in parts])
     if name in members:
         return checkpoint_ref(members[name])
     try:
