@@ -188,6 +188,42 @@ def test_molw2s_finetune_refuses_freeze_beyond_the_layers_before_any_work(tmp_pa
     assert not (tmp_path / "run" / "cells").exists()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["embedding.layer=3"], r"embedding\.layer: layer 3 is out of range for model 'weak_xs@100', which has 1"),
+        (["embedding.layer=-3"], r"embedding\.layer: layer -3 is out of range for model 'weak_xs@100'"),
+        (["expand.layers=[4]"], r"expand\.layers: layer 4 is out of range for model 'weak_xs@100'"),
+        (
+            ["w2s.student=finetune", "w2s.finetune.freeze=5"],
+            r"freeze=5 \(w2s\.finetune\.freeze\) would freeze the whole encoder, which has 4",
+        ),
+    ],
+)
+def test_layers_and_freeze_beyond_a_family_members_size_are_refused_before_pretraining(tmp_path, overrides, message):
+    from molw2s.experiment.config import load_experiment_config
+    from molw2s.experiment.runner import run_experiment
+
+    config = load_experiment_config(QUICKSTART, [f"run_dir={tmp_path / 'run'}", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(config, progress=False)
+    assert not (tmp_path / "run" / "models").exists()  # nothing was pretrained
+
+
+def test_multicap_refuses_a_layer_or_freeze_beyond_its_transformers_size(tmp_path, make_tiny_checkpoint):
+    from molw2s.experiment.config import load_multicap_config
+    from molw2s.experiment.multicap import run_multicap
+
+    model = make_tiny_checkpoint(tmp_path / "model", ["CCO", "c1ccccc1"], layers=1)
+    demo = REPO_ROOT / "configs" / "multicap_demo.yaml"
+    base = [f"run_dir={tmp_path / 'run'}", f"strong=bert:{model}"]
+    with pytest.raises(ConfigError, match=r"embedding\.layer: layer 2 is out of range for model 'bert:"):
+        run_multicap(load_multicap_config(demo, [*base, "embedding.layer=2"]))
+    with pytest.raises(ConfigError, match=r"freeze=3 \(student\.finetune\.freeze\)"):
+        run_multicap(load_multicap_config(demo, [*base, "student.kind=finetune", "student.finetune.freeze=3"]))
+    assert not (tmp_path / "run" / "cells").exists()
+
+
 # -- 9. duplicates with conflicting labels ----------------------------------------------------
 
 

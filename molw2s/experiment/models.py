@@ -21,6 +21,7 @@ from molw2s.encoders.spec import ModelRef
 from molw2s.encoders.transformer import TransformerFiles, checkpoint_ref
 from molw2s.errors import ConfigError
 from molw2s.experiment.config import RunSettings
+from molw2s.finetuning.model import check_freeze
 from molw2s.pretraining.config import FamilyConfig, load_family_config
 from molw2s.pretraining.family import family_models
 
@@ -58,6 +59,35 @@ class ResolvedModels:
                 )
             raise ConfigError(f"model {name!r}: {path} is not a model directory (no model.safetensors)")
         return files
+
+
+    def layer_count(self, name: str) -> int | None:
+        """Transformer layers of model ``name``, known before any training: a family
+        member's configured size, else its ``config.json``; None for models without layers."""
+        ref = self.refs[name]
+        if not ref.is_transformer:
+            return None
+        member = name.split("@")[0]
+        if self.family is not None and member in self.members:
+            return next(m.model.num_layers for m in self.family.members if m.name == member)
+        return model_transformer(ref, name).n_layers()
+
+    def check_layer(self, name: str, layer: int, key: str) -> None:
+        """A ConfigError naming ``key`` when ``layer`` (0 the embeddings, -1 the last) is
+        outside model ``name``'s layers; checked before any pretraining or embedding."""
+        n = self.layer_count(name)
+        if n is not None and not -(n + 1) <= layer <= n:
+            raise ConfigError(
+                f"{key}: layer {layer} is out of range for model {name!r}, which has {n} transformer "
+                f"layer(s) (0 = the embeddings, -1 = the last; from {-(n + 1)} to {n})"
+            )
+
+    def check_freeze(self, name: str, blocks: int, key: str) -> None:
+        """A ConfigError naming ``key`` when freezing ``blocks`` of model ``name`` leaves no
+        layer to train (:func:`molw2s.finetuning.model.check_freeze`), before any work."""
+        n = self.layer_count(name)
+        if n is not None:
+            check_freeze(blocks, n, key)
 
 
 def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModels:

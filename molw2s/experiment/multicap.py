@@ -47,7 +47,12 @@ def run_multicap(config: MulticapConfig, *, progress: bool = False) -> dict[str,
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    refs = resolve_models([config.strong, *config.weak], config).refs
+    models = resolve_models([config.strong, *config.weak], config)
+    for name in models.refs:
+        models.check_layer(name, config.embedding.layer, "embedding.layer")
+    if config.student.kind == "finetune":
+        models.check_freeze(config.strong, config.student.finetune.freeze, "student.finetune.freeze")
+    refs = models.refs
     finetune = _finetune_setup(config, refs[config.strong], run_dir, progress)
     tasks = [load_task_spec(spec, data_dir=config.data_dir, strict=config.strict) for spec in config.tasks]
     splits = {t.name: _splits(t, config) for t in tasks}

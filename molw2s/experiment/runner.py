@@ -69,6 +69,16 @@ def model_plans(config: ExperimentConfig, refs: dict[str, ModelRef]) -> dict[str
     return plans
 
 
+def check_model_settings(config: ExperimentConfig, models: ResolvedModels, plans: dict[str, ModelPlan]) -> None:
+    """Layers to embed and blocks to freeze within each transformer's layers, checked when
+    the run starts (before pretraining), naming the key."""
+    for name, plan in plans.items():
+        key = "expand.layers" if "|layer=" in name else "embedding.layer"
+        models.check_layer(name.split("|")[0], plan.layer, key)
+    if config.w2s.student == "finetune":
+        models.check_freeze(config.strong, config.w2s.finetune.freeze, "w2s.finetune.freeze")
+
+
 def embed_plans(
     plans: dict[str, ModelPlan], tasks: list[Task], config: ExperimentConfig, *, progress: bool
 ) -> dict[str, dict[str, np.ndarray]]:
@@ -142,6 +152,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
     models = resolve_encoders(config)
     students = make_students(config, models.refs[config.strong], run_dir / "students")
     plans = model_plans(config, models.refs)
+    check_model_settings(config, models, plans)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
     # tasks and their splits before any heavy work: a missing file or a too small split fails at once
     tasks = [load_task_spec(task_spec, data_dir=config.data_dir, strict=config.strict) for task_spec in config.tasks]
