@@ -60,7 +60,6 @@ class ResolvedModels:
             raise ConfigError(f"model {name!r}: {path} is not a model directory (no model.safetensors)")
         return files
 
-
     def layer_count(self, name: str) -> int | None:
         """Transformer layers of model ``name``, known before any training: a family
         member's configured size, else its ``config.json``; None for models without layers."""
