@@ -276,10 +276,21 @@ def test_chemprop_cache_key_follows_the_file_and_unsafe_files_are_refused(tmp_pa
     second = compute_task_embedding(encoder, task)
     assert not second.from_cache and second.path != first.path
     torch.save({"hyper_parameters": {}, "state_dict": {}, "x": Path("evil")}, tmp_path / "foreign.pt")
-    with pytest.raises(DataError, match=r"globals outside chemprop \(\['pathlib.PosixPath'\]\)"):
+    with pytest.raises(DataError, match=r"globals other than chemprop classes \(\['pathlib.PosixPath'\]\)"):
         parse_encoder_spec(f"chemprop:{tmp_path / 'foreign.pt'}").encode(SMILES)
     with pytest.raises(ConfigError, match="chemprop model file .* not found"):
         parse_model_ref(f"chemprop:{tmp_path / 'missing.pt'}")
+    from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer
+    from chemprop.utils import make_mol
+
+    torch.save({"hyper_parameters": {}, "state_dict": {}, "x": make_mol}, tmp_path / "function.pt")
+    with pytest.raises(DataError, match=r"globals other than chemprop classes \(\['chemprop.utils.utils.make_mol'\]\)"):
+        parse_encoder_spec(f"chemprop:{tmp_path / 'function.pt'}").encode(SMILES)
+    not_a_module = {"cls": SimpleMoleculeMolGraphFeaturizer}
+    hparams = {"message_passing": not_a_module, "agg": not_a_module, "predictor": {}}
+    torch.save({"hyper_parameters": hparams, "state_dict": {}}, tmp_path / "not_a_module.pt")
+    with pytest.raises(DataError, match="not a chemprop module class"):
+        parse_encoder_spec(f"chemprop:{tmp_path / 'not_a_module.pt'}").encode(SMILES)
 
 
 # --- every kind as weak and as strong in molw2s run -----------------------------------

@@ -13,12 +13,12 @@ passing, aggregation over atoms and the model's batch norm. Two file layouts are
 Molecules are featurised with chemprop's default ``SimpleMoleculeMolGraphFeaturizer``
 (v2 atom and bond features); a model trained on other features is refused.
 
-Trust: chemprop's own loader (``MPNN.load_from_file``) calls ``torch.load(weights_only=False)``,
-which unpickles in full and can run any code in the file. molw2s never does: it reads the
-file with ``weights_only=True`` and allows, besides tensors and plain containers, only
-classes defined in chemprop and Lightning's ``AttributeDict``, which the unpickler may
-build from the file's data but not call anything else. A file that needs any other global
-is refused, naming the globals. An optional extra: ``pip install 'molw2s[chemprop]'``.
+Trust: chemprop's own loader (``MPNN.load_from_file``) unpickles the file in full, which
+can run any code in it. molw2s never does: it reads the file with torch's restricted
+(``weights_only``) loader and allows, besides tensors and plain containers, only classes
+(never functions) defined in chemprop and Lightning's ``AttributeDict``; the modules it
+builds from the saved hyper-parameters must be chemprop ``nn.Module`` classes. A file that
+needs any other global is refused, naming the globals. An optional extra: ``pip install 'molw2s[chemprop]'``.
 """
 
 from __future__ import annotations
@@ -177,8 +177,13 @@ def fingerprint_modules(path: Path) -> Any:
 
 
 def _build(hparams: dict[str, Any]) -> Any:
-    """An ``nn`` module from chemprop's saved hyper-parameters (``cls`` plus its keywords)."""
+    """An ``nn`` module from chemprop's saved hyper-parameters (``cls`` plus its keywords);
+    ``cls`` must be a chemprop ``torch.nn.Module`` class."""
+    import torch
+
     cls = hparams.pop("cls")
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module) and cls.__module__.startswith(_ALLOWED_MODULES)):
+        raise DataError(f"the saved hyper-parameters name {cls!r}, not a chemprop module class")
     return cls(**hparams)
 
 
@@ -188,14 +193,16 @@ def safe_load(path: Path) -> Any:
     import torch
 
     names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    refused = [n for n in names if not n.startswith(_ALLOWED_MODULES) and n not in PLAIN_DICT_CLASSES]
+    chemprop_classes = {n: _global(n) for n in names if n.startswith(_ALLOWED_MODULES)}
+    refused = [n for n in names if n not in chemprop_classes and n not in PLAIN_DICT_CLASSES]
+    refused += [n for n, obj in chemprop_classes.items() if not isinstance(obj, type)]  # a function: callable
     if refused:
         raise DataError(
-            f"the file needs globals outside chemprop ({refused[:5]}), which would need full unpickling; "
+            f"the file needs globals other than chemprop classes ({refused[:5]}), which would need full unpickling; "
             "molw2s does not unpickle it (see docs/interoperability.md, chemprop)",
             path=str(path),
         )
-    allowed: list[Any] = [_global(n) for n in names if n.startswith(_ALLOWED_MODULES)]
+    allowed: list[Any] = list(chemprop_classes.values())
     allowed += [(dict, name) for name in PLAIN_DICT_CLASSES]
     with torch.serialization.safe_globals(allowed):
         return torch.load(path, map_location="cpu", weights_only=True)
