@@ -15,8 +15,8 @@ from molw2s.data import registry
 runner = CliRunner()
 
 
-def _run(*args):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+def _run(*args, columns: int = 200):
+    return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
 
 
 def test_help_lists_data_commands():
@@ -89,7 +89,8 @@ def test_validate_corpus(tmp_path):
 
 
 def test_info_shows_presence(moleculenet_dir):
-    result = _run("data", "info", "--data-dir", str(moleculenet_dir))
+    # wide enough that no path wraps, wherever Python's site-packages (and RDKit's NCI file) live
+    result = _run("data", "info", "--data-dir", str(moleculenet_dir), columns=1000)
     assert result.exit_code == 0
     assert str(moleculenet_dir / "ESOL.csv.gz") in result.output
     assert "missing" in result.output  # GuacaMol is not there
