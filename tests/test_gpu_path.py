@@ -286,10 +286,15 @@ def test_cuda_devices_come_with_tf32(monkeypatch) -> None:
     from molw2s.encoders.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    assert resolve_device("cuda") == torch.device("cuda", 0)
-    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    # set and restored by hand: these flags live behind __getattr__ / properties, which
+    # pytest >= 9.2's monkeypatch cannot restore (it would leave is_available patched)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        assert resolve_device("cuda") == torch.device("cuda", 0)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def test_the_last_layer_is_embedded_without_the_other_layers(make_tiny_checkpoint, tmp_path, monkeypatch) -> None:
