@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.linear_model import LinearRegression
 
-from molw2s.analysis.paired import PairedStat, paired_analysis, partial_spearman, rank_r2_gain, verdict
+from molw2s.analysis.paired import PairedStat, paired_analysis, paired_sentence, partial_spearman, rank_r2_gain
 
 
 def test_partial_spearman_equals_the_textbook_formula():
@@ -62,15 +62,26 @@ def test_paired_analysis_on_a_known_case():
     assert by_name["partial rho(M, err_w2s | err_w)"].value > 0.95
     assert by_name["rank R^2 gain of M over err_w"].value > 0.5
     diff = by_name["rho(M, err_w2s) - rho(err_w, err_w2s)"]
-    assert diff.ci_low > 0 and verdict(diff, "Err_w") == "M beats Err_w"
+    assert diff.ci_low > 0 and "M ranks Err_w2s better than Err_w" in paired_sentence(stats_, "Err_w")
+    assert "adds information beyond Err_w (partial rho above 0)" in paired_sentence(stats_, "Err_w")
     # the same analysis with the roles swapped trails
-    swapped = {
-        p.statistic: p
-        for p in paired_analysis(_table(), predictor="err_w", baseline="M", measured="err_w2s", n_boot=300)
-    }
-    assert verdict(swapped["rho(err_w, err_w2s) - rho(M, err_w2s)"], "M", "Err_w") == "Err_w trails M"
-    assert verdict(PairedStat("d", 0.1, -0.2, 0.4, 5), "Err_w") == "M and Err_w cannot be told apart"
+    swapped = paired_analysis(_table(), predictor="err_w", baseline="M", measured="err_w2s", n_boot=300)
+    assert "Err_w ranks Err_w2s worse than M" in paired_sentence(swapped, "M", "Err_w")
     assert paired_analysis(_table(), predictor="M", baseline="err_w", measured="err_w2s", n_boot=300) == stats_
+
+
+def test_paired_sentence_follows_both_intervals():
+    """An unresolved difference with a partial rho below zero is said so, not 'cannot be told apart'."""
+
+    def stats(diff, partial):
+        blank = PairedStat("x", 0.0, -1.0, 1.0, 8)
+        return [blank, blank, PairedStat("partial", *partial, 8, 3), blank, PairedStat("diff", *diff, 8)]
+
+    text = paired_sentence(stats((0.1, -0.2, 0.4), (-0.28, -0.81, -0.05)), "Err_w")
+    assert "not resolved" in text and "opposite sign (partial rho below 0)" in text
+    assert "3 resamples undefined" in text
+    text = paired_sentence(stats((0.1, -0.2, 0.4), (0.1, -0.3, 0.5)), "Err_w")
+    assert "not resolved" in text and "no information beyond Err_w is shown" in text
 
 
 def test_point_values_equal_independent_references_with_a_missing_cell():

@@ -108,15 +108,21 @@ def test_sweep_summary_goes_to_the_logger() -> None:
 
     corr = {"predictor": "M", "measured": "err_w2s", "method": "spearman", "value": 0.5, "ci_low": -0.1}
     task = {
-        "correlations": [{**corr, "ci_high": math.nan, "n_models": 4}],
+        "correlations": [{**corr, "ci_high": math.nan, "n_sources": 4, "p_value": 0.3, "verdict": "inconclusive"}],
         "interpretation": "M helps.",
         "predgap_check_spearman": 0.9,
+        "regime": {"status": "w2s"},
     }
     results = {"name": "x", "tasks": {"ESOL": task}}
     log = Recorder(Path("."), 0)
     log_summary(results, log)
-    assert log.scalars == [(0, "ESOL/M_vs_err_w2s/spearman", 0.5), (0, "ESOL/M_vs_err_w2s/spearman/ci_low", -0.1)]
-    assert log.texts["ESOL/interpretation"] == "M helps." and "| ESOL | 4 | 0.50" in log.texts["headline"]
+    assert log.scalars == [
+        (0, "ESOL/M_vs_err_w2s/spearman", 0.5),
+        (0, "ESOL/M_vs_err_w2s/spearman/ci_low", -0.1),
+        (0, "ESOL/M_vs_err_w2s/spearman/p_value", 0.3),
+    ]
+    assert log.texts["ESOL/interpretation"] == "M helps."
+    assert "| ESOL | w2s | 4 | 0.50 no interval (p 0.3)" in log.texts["headline"]
 
 
 def test_tensorboard_events_of_a_resumed_run_have_no_doubled_steps(tmp_path: Path) -> None:

@@ -164,15 +164,16 @@ def cluster_bootstrap(
     rng: np.random.Generator,
     statistic_draws: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Percentile cluster bootstrap over weak models: (point, low, high, n_degenerate).
+    """Percentile cluster bootstrap over weak models: (point, low, high, n_dropped).
 
     ``statistic(picks)`` maps a (B, n_models) array of model indices (each row drawn with
     replacement) to a (B, k) array of values; the point estimate uses every model once.
     The resamples are drawn one after another from ``rng`` and passed in one call, or, when
     the statistic draws from ``rng`` itself (``statistic_draws``), one per call right after
-    each draw (so the stream of draws does not depend on the batching). A resample whose
-    values are all undefined (NaN) is counted as degenerate and skipped. With fewer than 3
-    models no interval is drawn (NaN bounds).
+    each draw (so the stream of draws does not depend on the batching). A resample in which
+    a statistic is undefined (NaN) is skipped for that statistic and counted in its entry of
+    ``n_dropped`` (one count per statistic). With fewer than 3 models no interval is drawn
+    (NaN bounds).
     """
     point = statistic(np.arange(n_models)[None])[0]
     k = len(point)
@@ -182,16 +183,14 @@ def cluster_bootstrap(
         values = np.array([statistic(rng.integers(0, n_models, size=n_models)[None])[0] for _ in range(n_boot)])
     else:
         values = statistic(np.array([rng.integers(0, n_models, size=n_models) for _ in range(n_boot)]))
-    usable = np.isfinite(values).any(axis=1)
-    degenerate = int(len(values) - usable.sum())
-    values = values[usable]
+    dropped = (~np.isfinite(values)).sum(axis=0).astype(int)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.full(k, np.nan), np.full(k, np.nan)
     for j in range(k):
         column = values[:, j][np.isfinite(values[:, j])]
         if len(column):
             low[j], high[j] = np.quantile(column, [alpha, 1 - alpha])
-    return point, low, high, degenerate
+    return point, low, high, dropped
 
 
 def _pair_correlations(
@@ -217,7 +216,7 @@ def _pair_correlations(
             sample = means[picks]  # (B, n_models, 2)
         return np.stack([batched_correlations(sample[..., 0], sample[..., 1], m) for m in methods], axis=1)
 
-    point, low, high, degenerate = cluster_bootstrap(
+    point, low, high, dropped = cluster_bootstrap(
         n_models, statistic, n_boot=n_boot, confidence=confidence, rng=rng, statistic_draws=resample_seeds
     )
     return [
@@ -231,7 +230,7 @@ def _pair_correlations(
             n_models,
             n_rows,
             n_boot if n_models >= 3 else 0,
-            degenerate,
+            int(dropped[k]),
         )
         for k, m in enumerate(methods)
     ]

@@ -52,11 +52,7 @@ class Document:
                 out += [str(block[1]), ""]
             elif block[0] == "table":
                 frame, fmt = block[1]
-                cells = _formatted(frame, fmt)
-                out.append("| " + " | ".join(map(str, frame.columns)) + " |")
-                out.append("|" + "---|" * len(frame.columns))
-                out += ["| " + " | ".join(row) + " |" for row in cells]
-                out.append("")
+                out += [markdown_table(frame, fmt), ""]
             elif block[0] == "image":
                 path, caption = block[1]
                 out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
@@ -95,6 +91,13 @@ class Document:
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
         )
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    """``frame`` as a GitHub-flavoured Markdown table, floats formatted with ``floatfmt``."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in _formatted(frame, floatfmt)]
+    return "\n".join(lines)
 
 
 def _formatted(frame: pd.DataFrame, fmt: str) -> list[list[str]]:

@@ -36,6 +36,8 @@ class PairedStat:
     ci_low: float
     ci_high: float
     n_models: int
+    n_dropped: int = 0
+    """Bootstrap resamples in which the statistic was undefined (skipped, not in the interval)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form for JSON/CSV."""
@@ -147,8 +149,11 @@ def paired_analysis(
         f"rho({predictor}, {measured}) - rho({baseline}, {measured})",
     ]
     rng = np.random.default_rng(seed)
-    point, low, high, _ = cluster_bootstrap(len(models), statistic, n_boot=n_boot, confidence=confidence, rng=rng)
-    return [PairedStat(n, float(v), float(lo), float(hi), len(models)) for n, v, lo, hi in zip(names, point, low, high)]
+    point, low, high, dropped = cluster_bootstrap(len(models), statistic, n_boot=n_boot, confidence=confidence, rng=rng)
+    return [
+        PairedStat(n, float(v), float(lo), float(hi), len(models), int(d))
+        for n, v, lo, hi, d in zip(names, point, low, high, dropped, strict=True)
+    ]
 
 
 def _within_seed(predictor: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -171,11 +176,39 @@ def _within_seed(predictor: np.ndarray, measured: np.ndarray) -> np.ndarray:
     return means
 
 
-def verdict(difference: PairedStat, baseline: str, predictor: str = "M") -> str:
-    """``beats`` / ``trails`` when the interval of rho(predictor) - rho(baseline) excludes
-    zero, ``matches`` (cannot be told apart) when it covers zero or is missing."""
-    if np.isfinite(difference.ci_low) and difference.ci_low > 0:
-        return f"{predictor} beats {baseline}"
-    if np.isfinite(difference.ci_high) and difference.ci_high < 0:
-        return f"{predictor} trails {baseline}"
-    return f"{predictor} and {baseline} cannot be told apart"
+def paired_sentence(stats: list[PairedStat], baseline: str, predictor: str = "M") -> str:
+    """The comparison of ``predictor`` with a label-based ``baseline`` in words that follow
+    both intervals of :func:`paired_analysis`'s output: the difference of rho decides
+    beats / trails; when it cannot decide, the partial rho still says whether the predictor
+    adds information beyond the baseline (and with which sign)."""
+    partial, difference = stats[2], stats[-1]
+    diff = f"difference of rho {difference.value:.2f} {_interval(difference)}"
+    part = f"partial rho of {predictor} given {baseline} {partial.value:.2f} {_interval(partial)}"
+    if _above(difference):
+        head = f"{predictor} ranks Err_w2s better than {baseline}"
+    elif _below(difference):
+        head = f"{predictor} ranks Err_w2s worse than {baseline}"
+    else:
+        head = f"the difference between {predictor} and {baseline} is not resolved"
+    if _above(partial):
+        tail = f"and {predictor} adds information beyond {baseline} (partial rho above 0)"
+    elif _below(partial):
+        tail = f"and {predictor} adds information beyond {baseline} with the opposite sign (partial rho below 0)"
+    else:
+        tail = f"and no information beyond {baseline} is shown (partial rho interval covers 0)"
+    return f"Against the label-based {baseline}: {head} ({diff}), {tail} ({part})."
+
+
+def _interval(stat: PairedStat) -> str:
+    if not (np.isfinite(stat.ci_low) and np.isfinite(stat.ci_high)):
+        return "[no interval]"
+    dropped = f"; {stat.n_dropped} resamples undefined" if stat.n_dropped else ""
+    return f"[{stat.ci_low:.2f}, {stat.ci_high:.2f}{dropped}]"
+
+
+def _above(stat: PairedStat) -> bool:
+    return bool(np.isfinite(stat.ci_low) and stat.ci_low > 0)
+
+
+def _below(stat: PairedStat) -> bool:
+    return bool(np.isfinite(stat.ci_high) and stat.ci_high < 0)

@@ -7,6 +7,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, model_validator
 
+from molw2s.analysis.inference import MIN_SOURCES_FOR_VERDICT
 from molw2s.config import SafeName, Seed, StrictModel, load_config
 from molw2s.data.config import SplitSpec, TaskSpec
 from molw2s.encoders.spec import DEFAULT_POOLING, Pooling, Precision
@@ -124,16 +125,22 @@ class CellSettings(StrictModel):
 
 
 class EvaluationSettings(StrictModel):
-    """Bootstrap settings of the correlations (see molw2s.analysis.correlations):
-    ``resample: models`` redraws weak models with all their seeds; ``models_and_seeds``
-    also redraws seeds inside each model (wider, and biased towards zero).
-    ``relative_errors`` plots Err_w2s / Err_sc (both on the same seed's test set) in the
-    M-vs-error figure instead of Err_w2s."""
+    """How the evaluation reads the cells (docs/experiment.md "Evaluation").
 
+    ``margin``: a weak model counts as weaker than the strong ceiling when its seed-mean
+    Err_w >= (1 + margin) Err_sc; ``exclude_not_weaker`` leaves the others out of the
+    headline (they are listed). ``min_sources``: no verdict below this many independent
+    weak sources (the default is justified in docs/experiment.md "Calibrated statistics").
+    ``n_boot`` resamples the bootstrap intervals of the paired comparisons; ``confidence``
+    is the level of every interval. ``relative_errors`` plots Err_w2s / Err_sc (same seed)
+    against M instead of Err_w2s."""
+
+    margin: float = Field(0.1, ge=0)
+    exclude_not_weaker: bool = True
+    min_sources: int = Field(MIN_SOURCES_FOR_VERDICT, ge=3)
     n_boot: int = Field(2000, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: Seed = 0
-    resample: Literal["models", "models_and_seeds"] = "models"
     relative_errors: bool = False
 
 

@@ -13,7 +13,7 @@ from molw2s import __version__
 from molw2s.errors import DataError
 from molw2s.tracking import ScalarLogger, finite_scalars
 
-#: the (predictor, measured) Spearman correlations of the headline table, in column order
+#: the (predictor, measured) Spearman tests of the headline table, in column order
 HEADLINE = (
     ("M", "err_w2s", "M vs Err_w2s"),
     ("M", "predgap", "M vs PredGap"),
@@ -27,12 +27,38 @@ def provenance() -> dict[str, Any]:
     (``+dirty`` when files differ from it): what produced a run's numbers."""
     source = Path(__file__).resolve().parents[2]
     top = _git(source, "rev-parse", "--show-toplevel")
+    machine = {"cpu": cpu_description()}
     if top is None or Path(top).resolve() != source:  # installed, not run from this project's checkout
-        return {"molw2s_version": __version__, "git_commit": None}
+        return {"molw2s_version": __version__, "git_commit": None, **machine}
     commit = _git(source, "rev-parse", "--short", "HEAD")
     if commit is not None and _git(source, "status", "--porcelain", "--untracked-files=no", "--", "molw2s"):
         commit += "+dirty"
-    return {"molw2s_version": __version__, "git_commit": commit}
+    return {"molw2s_version": __version__, "git_commit": commit, **machine}
+
+
+#: CPU flags that change numbers or speed (bf16 autocast on CPUs with AVX512-BF16 / AMX; BLAS kernels)
+NUMERIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description() -> str:
+    """The CPU model, logical cores and the flags of :data:`NUMERIC_FLAGS` it has (from
+    /proc/cpuinfo; the platform's processor string elsewhere)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+    present = [f for f in NUMERIC_FLAGS if f in flags]
+    return f"{model}, {os.cpu_count()} logical cores" + (f", flags {' '.join(present)}" if present else "")
 
 
 def load_results(run_dir: str | Path) -> dict[str, Any]:
@@ -45,7 +71,7 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
 
 
 #: what every task of a ``molw2s run`` results.json holds (what the report reads)
-_TASK_KEYS = ("correlations", "interpretation", "predgap_check_spearman")
+_TASK_KEYS = ("correlations", "interpretation", "predgap_check_spearman", "regime")
 
 
 def _checked_results(path: Path) -> dict[str, Any]:
@@ -63,25 +89,37 @@ def _checked_results(path: Path) -> dict[str, Any]:
     for task, res in tasks.items():
         missing = [key for key in _TASK_KEYS if not isinstance(res, dict) or key not in res]
         if missing:
-            raise DataError(f"task {task!r} lacks {missing}: not the results.json of `molw2s run`", path=path)
+            raise DataError(
+                f"task {task!r} lacks {missing}: not the results.json of this molw2s's `molw2s run` (an older "
+                "version's? rerun `molw2s run` on the same config: its cells are cached, only the evaluation reruns)",
+                path=path,
+            )
     return dict(results)
 
 
 def headline_markdown(results: dict[str, Any]) -> str:
-    """The Markdown table of Spearman correlations across weak models (with intervals) per
-    task, the PredGap_hat-vs-PredGap check, and the provenance line."""
-    header = ["task", "weak models", *(label for _, _, label in HEADLINE), "PredGap_hat vs PredGap (all cells)"]
+    """The Markdown table of the headline per task: the regime, the number of independent
+    sources, Spearman rho [interval] with its permutation p-value for each headline pair,
+    M's verdict, the PredGap_hat-vs-PredGap check, and the provenance line."""
+    header = ["task", "regime", "sources", *(label for _, _, label in HEADLINE), "verdict (M vs Err_w2s)", "PredGap check"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for task, res in results["tasks"].items():
-        corr = {(c["predictor"], c["measured"]): c for c in res["correlations"] if c["method"] == "spearman"}
+        corr = {(c["predictor"], c["measured"]): c for c in res["correlations"]}
+        head = corr.get(("M", "err_w2s"))
         cells = [_rho(corr.get((p, m))) for p, m, _ in HEADLINE]
-        n_models = next(iter(corr.values()))["n_models"] if corr else 0
-        lines.append(f"| {task} | {n_models} | " + " | ".join(cells) + f" | {res['predgap_check_spearman']:.2f} |")
+        n_sources = head["n_sources"] if head else 0
+        verdict = head["verdict"] if head and res["regime"]["status"] != "none" else "no verdict: not a W2S regime"
+        lines.append(
+            f"| {task} | {res['regime']['status']} | {n_sources} | " + " | ".join(cells) + f" | {verdict} | "
+            f"{res['predgap_check_spearman']:.2f} |"
+        )
     prov = results.get("provenance") or {}
     lines.append("")
     lines.append(
-        f"Spearman rho [95% cluster-bootstrap interval] across weak models; run `{results['name']}`, molw2s "
-        f"{prov.get('molw2s_version', '?')}, commit {prov.get('git_commit') or 'unknown'}."
+        f"Spearman rho [interval] (permutation p) over independent weak sources; run `{results['name']}`, molw2s "
+        f"{prov.get('molw2s_version', '?')}, commit {prov.get('git_commit') or 'unknown'}"
+        + (f", {prov['cpu']}" if prov.get("cpu") else "")
+        + "."
     )
     return "\n".join(lines)
 
@@ -94,6 +132,7 @@ def log_summary(results: dict[str, Any], tracker: ScalarLogger) -> None:
         for corr in res["correlations"]:
             tag = f"{task}/{corr['predictor']}_vs_{corr['measured']}/{corr['method']}"
             values = {tag: corr["value"], f"{tag}/ci_low": corr["ci_low"], f"{tag}/ci_high": corr["ci_high"]}
+            values[f"{tag}/p_value"] = corr["p_value"]
             tracker.log_scalars(0, finite_scalars(values))
         tracker.log_text(f"{task}/interpretation", res["interpretation"])
     tracker.log_text("headline", headline_markdown(results))
@@ -109,7 +148,7 @@ def interval_text(low: float | None, high: float | None) -> str:
 def _rho(corr: dict[str, Any] | None) -> str:
     if corr is None:
         return "n/a"
-    return f"{corr['value']:.2f} {interval_text(corr['ci_low'], corr['ci_high'])}"
+    return f"{corr['value']:.2f} {interval_text(corr['ci_low'], corr['ci_high'])} (p {corr['p_value']:.2g})"
 
 
 def _git(cwd: Path, *args: str) -> str | None:
