@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from molw2s.analysis.document import Document
-from molw2s.analysis.plots import LABELS, pgr_bars, predictor_scatter, save_figure, theory_check_scatter
+from molw2s.analysis.plots import LABELS, pgr_chart, predictor_scatter, save_figure, theory_check_scatter
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.run_statistics import (
     TaskEvaluation,
@@ -53,7 +53,7 @@ def evaluate(rows: Sequence[dict[str, Any]], config: ExperimentConfig, out_dir: 
             "m_vs_err_w2s": predictor_scatter(part, "M", te.error_column, title=f"{task}:"),
             "m_vs_predgap": predictor_scatter(part, "M", "predgap", title=f"{task}:"),
             "predgap_check": theory_check_scatter(part, title=f"{task}:"),
-            "pgr": pgr_bars(part, title=f"{task}:"),
+            "pgr": pgr_chart(part, title=f"{task}:"),
         }
         paths = {
             name: save_figure(fig, fig_dir / f"{safe_filename(str(task))}_{name}")[0] for name, fig in figures.items()
