@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from molw2s.analysis.document import Document
-from molw2s.analysis.plots import pgr_bars, predictor_scatter, save_figure, theory_check_scatter
+from molw2s.analysis.plots import burns_chart, pgr_chart, predictor_scatter, save_figure, theory_check_scatter
 
 
 def _cells() -> pd.DataFrame:
@@ -20,7 +20,9 @@ def _cells() -> pd.DataFrame:
                     "weak": f"w{i}",
                     "seed": s,
                     "M": m,
+                    "err_w": 2 + m,
                     "err_w2s": 1 + m,
+                    "err_sc": 0.5,
                     "pgr": 1 - m,
                     "predgap_hat": 0.1 * m,
                     "predgap": 0.15 * m + 0.01,
@@ -34,7 +36,8 @@ def test_figures_saved_as_png_and_svg(tmp_path):
     for name, fig in {
         "scatter": predictor_scatter(cells, "M", "err_w2s", title="demo"),
         "check": theory_check_scatter(cells),
-        "pgr": pgr_bars(cells),
+        "pgr": pgr_chart(cells),
+        "burns": burns_chart(cells, units="log mol/L"),
     }.items():
         paths = save_figure(fig, tmp_path / name)
         assert [p.suffix for p in paths] == [".png", ".svg"]
@@ -57,21 +60,6 @@ def test_document_renders_same_content_in_markdown_and_html():
     assert md.startswith("# Report <x>") and "| weak | M |" in md and "| a | 0.512 |" in md
     assert "![M against Err_w2s](fig/m.png)" in md
     assert "Report &lt;x&gt;" in page and "<td>0.512</td>" in page and 'src="fig/m.png"' in page
-
-
-def test_scatter_keys_models_by_marker_and_bars_leave_out_the_seed_effect():
-    from molw2s.analysis.plots import seed_centered_spread
-
-    cells = _cells()
-    cells["err_w2s"] += 10.0 * cells["seed"]  # a test set that is harder for every model
-    fig = predictor_scatter(cells, "M", "err_w2s")
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[:5] == [f"w{i}" for i in range(5)] and "least-squares trend" in labels
-    assert not ax.texts  # no point labels that could overlap
-    spread = seed_centered_spread(cells, ["err_w2s"], "weak", "seed")
-    plain = cells.groupby("weak")["err_w2s"].std()
-    assert (spread["err_w2s"] < 0.05).all() and (plain > 5).all()
 
 
 def test_relative_errors_column_and_label():
