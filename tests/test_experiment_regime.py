@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from molw2s.experiment.regime import model_regime, pgr_of_means, task_regime
+from molw2s.experiment.regime import model_regime, task_regime
+from molw2s.w2s.metrics import pgr_of_means
 from molw2s.experiment.selection import selection_regret
 
 

@@ -30,7 +30,7 @@ from matplotlib.ticker import LogLocator, NullFormatter
 
 from molw2s.analysis.correlations import average_ranks, correlation
 from molw2s.io import atomic_path
-from molw2s.w2s.metrics import pgr
+from molw2s.w2s.metrics import pgr_of_means
 
 LABELS = {
     "M": "M = ||P_s (I - P_w)||_op",
@@ -93,7 +93,7 @@ def model_errors(table: pd.DataFrame, *, model_col: str = "weak") -> pd.DataFram
     out: pd.DataFrame = table.groupby(model_col, sort=False)[list(ERRORS)].mean()
     for col in ERRORS:
         out[col.replace("err", "rmse")] = np.sqrt(out[col])
-    out["pgr"] = [pgr(w, w2s, sc) if w > sc else np.nan for w, w2s, sc in out[list(ERRORS)].itertuples(index=False)]
+    out["pgr"] = pgr_of_means(out["err_w"], out["err_w2s"], out["err_sc"])
     out["kind"] = model_kinds(table, model_col)
     return out
 

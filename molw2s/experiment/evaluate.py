@@ -114,7 +114,7 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
             else ""
         )
         + f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
-        "Errors: test MSE in the cells, RMSE in the task's units in the tables (mean +- sd over seeds). "
+        "Errors: test MSE in the cells; the tables give RMSE in the task's units (root of the seed-mean MSE +- sd over seeds). "
         f"A weak model enters the headline when it is not a controlled model and its seed-mean Err_w is at least "
         f"{1 + ev.margin:g} x Err_sc{'' if ev.exclude_not_weaker else ' (here: also when it is not)'}. "
         "Correlations are Spearman's, over one point per independent source (layer and pooling variants of a "
@@ -156,7 +156,7 @@ def _task_section(doc: Document, te: TaskEvaluation, paths: dict[str, Path], out
         "and Gain as measured quantities, and each interval's method and undefined resamples, are in correlations.csv "
         "and results.json."
     )
-    doc.heading("Weak models (RMSE in the task's units, mean +- sd over seeds; sorted by M)", 3)
+    doc.heading("Weak models (RMSE in the task's units: root of the seed-mean MSE +- sd over seeds; sorted by M)", 3)
     doc.table(te.summary)
     image("burns", "test RMSE of each weak model, its W2S student and the strong ceiling (Burns et al. style)")
     image("m_vs_err_w2s", "M against Err_w2s on rank axes (seed means; hollow markers: left out of the headline)")

@@ -29,9 +29,9 @@ from molw2s.analysis.inference import (
     rho_interval,
     verdict_words,
 )
-from molw2s.experiment.regime import pgr_of_means
+from molw2s.experiment.model_info import CONTROLLED_SOURCE as CONTROLLED
+from molw2s.w2s.metrics import pgr_of_means
 
-CONTROLLED = "controlled"
 #: the sign theory expects of rho(predictor, measured); pairs not listed have no expected sign.
 #: Err_w2s rises with M, M_F, PredGap_hat and Err_w; Charikar et al.: Err_w2s <= Err_w - Misfit,
 #: so a larger misfit means a smaller Err_w2s; CKA is a similarity, the opposite of M.

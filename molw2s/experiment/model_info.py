@@ -81,6 +81,21 @@ def describe_models(names: Sequence[str], resolved: ResolvedModels, *, strong: s
     return frame
 
 
+def describe_names(names: Sequence[str]) -> pd.DataFrame:
+    """Kind and source from the names alone, for cells evaluated without the run's models
+    (e.g. a synthetic family): ``ctrl:*`` names are controlled, a ``NAME|layer=L`` or
+    ``NAME|pooling=P`` variant shares NAME's source, any other name is its own source of
+    kind ``other``. The columns of :func:`describe_models`."""
+    rows = [
+        ModelInfo(name, "controlled", CONTROLLED_SOURCE, name)
+        if name.startswith(CONTROLLED_PREFIX)
+        else ModelInfo(name, "other", name.partition("|")[0], name)
+        for name in names
+    ]
+    frame: pd.DataFrame = pd.DataFrame([asdict(row) for row in rows], columns=list(COLUMNS))
+    return frame
+
+
 class _Describer:
     """The lookups :func:`describe_models` shares across names (the family's results are
     read once; ``sources`` gives each distinct reference the first name that used it)."""

@@ -19,19 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
+from molw2s.w2s.metrics import pgr_of_means
+
 RegimeStatus = Literal["w2s", "partial", "none"]
-
-
-def pgr_of_means(err_w: Any, err_w2s: Any, err_sc: Any) -> Any:
-    """PGR = (Err_w - Err_w2s) / (Err_w - Err_sc) of (seed-mean) errors; NaN where the weak
-    model is not above the ceiling (the ratio has no meaning there)."""
-    err_w, err_w2s, err_sc = (np.asarray(v, dtype=float) for v in (err_w, err_w2s, err_sc))
-    gap = err_w - err_sc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(gap > 0, (err_w - err_w2s) / gap, np.nan)
 
 
 def model_regime(cells: pd.DataFrame, margin: float, *, model_col: str = "weak") -> pd.DataFrame:

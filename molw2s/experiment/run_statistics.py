@@ -74,7 +74,8 @@ def sensitivity_frame(rows: Sequence[dict[str, Any]], cells: pd.DataFrame) -> pd
 
 def model_table(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per weak model: what it is (kind, source, description), its test RMSE in the task's
-    units (mean +- sd over seeds, rounded to what the sd supports), PGR of the seed-mean
+    units (the root of the seed-mean MSE +- the sd of the per-seed RMSEs, rounded to what
+    that sd supports), PGR of the seed-mean
     errors, Gain > 0 cells, whether it is weaker than the ceiling, and its mean M and k_w."""
     regime = model_regime(cells, margin).set_index("weak")
     grouped = cells.groupby("weak", sort=False)
@@ -84,8 +85,10 @@ def model_table(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None 
         if models is not None and "description" in models.columns:
             described = models.set_index("weak")["description"]
             rec["description"] = described.get(weak, "")
-        for col, label in (("rmse_w", "RMSE_w"), ("rmse_w2s", "RMSE_w2s"), ("rmse_sc", "RMSE_sc")):
-            rec[label] = round_to_uncertainty(float(g[col].mean()), float(g[col].std(ddof=1)) if len(g) > 1 else 0.0)
+        for col, label in (("err_w", "RMSE_w"), ("err_w2s", "RMSE_w2s"), ("err_sc", "RMSE_sc")):
+            per_seed = np.sqrt(g[col].to_numpy(float))  # the spread, for rounding; the value is of the mean MSE
+            spread = float(per_seed.std(ddof=1)) if len(g) > 1 else 0.0
+            rec[label] = round_to_uncertainty(float(np.sqrt(g[col].mean())), spread)
         reg = regime.loc[weak]
         rec["PGR"] = round_to_uncertainty(float(reg["pgr"]), _pgr_spread(g))
         rec["Gain>0"] = f"{int(reg['cells_gain_positive'])}/{int(reg['n_cells'])}"
@@ -121,7 +124,7 @@ def round_to_uncertainty(value: float, sd: float) -> str:
 def candidates_of(cells: pd.DataFrame, regime: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
     """The cells that may enter the headline: not controlled, and (with
     ``exclude_not_weaker``) of weak models weaker than the ceiling by the margin."""
-    keep = cells["kind"] != CONTROLLED
+    keep = cells["source"] != CONTROLLED
     if settings.exclude_not_weaker:
         weaker = set(regime.loc[regime["weaker"], "weak"])
         keep &= cells["weak"].isin(weaker)
@@ -208,7 +211,7 @@ def controlled_validation(cells: pd.DataFrame, settings: EvaluationSettings) -> 
     """rho(M, Err_w2s) over the controlled weak models alone (each its own point): they are
     built from the strong representation, so this validates the predictor where the ordering
     is known; it is never pooled into the headline."""
-    ctrl = cells[cells["kind"] == CONTROLLED]
+    ctrl = cells[cells["source"] == CONTROLLED]
     if ctrl["weak"].nunique() < 3:
         return None
     points = source_points(ctrl.assign(source=ctrl["weak"]))
@@ -318,7 +321,7 @@ def evaluate_task(
     models: pd.DataFrame | None = None,
 ) -> TaskEvaluation:
     """Every statistic of one task from its cells (``part``) and its k-rule rows (``sens``)."""
-    non_controlled = part[part["kind"] != CONTROLLED]
+    non_controlled = part[part["source"] != CONTROLLED]
     regime_models = model_regime(non_controlled, settings.margin)
     candidates = candidates_of(part, regime_models, settings)
     regime = task_regime(non_controlled, regime_models, settings.margin)

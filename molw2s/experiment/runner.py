@@ -22,6 +22,7 @@ from molw2s.encoders.spec import ModelRef, Pooling
 from molw2s.experiment.cell import task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
+from molw2s.experiment.model_info import describe_models
 from molw2s.experiment.models import ResolvedModels, resolve_models
 from molw2s.experiment.students import make_students
 from molw2s.experiment.summary import log_summary
@@ -193,7 +194,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
         seconds["sweep"] += time.perf_counter() - start
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
     start = time.perf_counter()
-    results = evaluate(rows, config, run_dir / "report")
+    results = evaluate(rows, config, run_dir / "report", describe_models(weak, models, strong=config.strong))
     seconds["evaluation"] = time.perf_counter() - start
     write_json_atomic(run_dir / TIMINGS_FILE, {"seconds": seconds, "total": sum(seconds.values())})
     tracker = open_logger(tracking, run_dir / LOG_DIR)

@@ -40,3 +40,13 @@ def pgr(err_w: float, err_w2s: float, err_sc: float) -> float | None:
     """Performance gap recovered, (Err_w - Err_w2s) / (Err_w - Err_sc); None if Err_w == Err_sc."""
     gap = err_w - err_sc
     return None if gap == 0.0 else (err_w - err_w2s) / gap
+
+
+def pgr_of_means(err_w: object, err_w2s: object, err_sc: object) -> np.ndarray:
+    """PGR elementwise over arrays of seed-mean errors (what a model's PGR is; never a mean
+    of per-seed ratios); NaN where Err_w <= Err_sc, a model with no gap to recover."""
+    w, w2s, sc = (np.asarray(v, dtype=np.float64) for v in (err_w, err_w2s, err_sc))
+    gap = w - sc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: np.ndarray = np.where(gap > 0, (w - w2s) / gap, np.nan)
+    return out
