@@ -171,6 +171,14 @@ def permutation_pvalue(
     return PermutationTest(observed, min(p, 1.0), exact, len(null))
 
 
+@lru_cache(maxsize=8)
+def _untied_null(n: int, method: str, exact_max_n: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
+    """The permutation null at n untied points (it depends only on n), shared by the
+    alternatives and levels of :func:`min_detectable_rho`."""
+    ranks = np.arange(n, dtype=float)
+    return _null_distribution(ranks, ranks, method, exact_max_n, n_perm, seed)
+
+
 @lru_cache(maxsize=256)
 def min_detectable_rho(
     n: int,
@@ -194,8 +202,7 @@ def min_detectable_rho(
         raise ValueError("Pearson's permutation null depends on the data; use spearman or kendall")
     if n < 3:
         return math.nan
-    ranks = np.arange(n, dtype=float)
-    null, exact = _null_distribution(ranks, ranks, method, exact_max_n, n_perm, seed)
+    null, exact = _untied_null(n, method, exact_max_n, n_perm, seed)
     side = null if alternative == "greater" else (-null if alternative == "less" else np.abs(null))
     candidates = np.unique(np.round(side[side > 0], 12))
     significant = candidates[_p_values(side, candidates, "greater", exact) <= alpha]
