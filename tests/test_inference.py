@@ -191,3 +191,9 @@ def test_verdict_boundaries() -> None:
         verdict_words(0.8, -0.1, 0.7, 0.01, +1, 12, 12)
     with pytest.raises(ValueError, match="expected_sign"):
         verdict_words(0.8, 0.3, 0.95, 0.01, 0, 12, 12)
+
+
+def test_the_verdict_minimum_is_the_power_based_number_of_sources():
+    from molw2s.analysis.inference import MIN_SOURCES_FOR_VERDICT, power_min_sources
+
+    assert power_min_sources(0.8, alpha=0.05, power=0.8) == MIN_SOURCES_FOR_VERDICT

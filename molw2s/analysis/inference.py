@@ -342,3 +342,11 @@ def verdict_words(
     if expected_high < 0 and significant:
         return f"contradicts (expected sign {sign}, found the opposite; {numbers})"
     return f"inconclusive (expected sign {sign}; {numbers})"
+
+
+#: no verdict below this many independent sources: the smallest n at which the two-sided 5%
+#: Spearman permutation test detects a true rho of 0.8 (the size of the paper's reported
+#: correlations) with 80% power, ``power_min_sources(0.8)`` (tested). With fewer sources a
+#: correlation as strong as the paper's is missed more than one time in five, so
+#: "inconclusive" would say more about the sample size than about the predictor.
+MIN_SOURCES_FOR_VERDICT = 11
