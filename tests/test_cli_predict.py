@@ -77,7 +77,8 @@ def test_predict_text_and_json_match_the_library(arrays):
         scale="trace",
     )
     assert row["M"] == pytest.approx(ref.M) and row["predgap_hat"] == pytest.approx(ref.predgap_hat)
-    assert row["rule"] == "flat_tail" and row["beta_s"] == 0.2
+    assert row["rule"] == "auto" and row["beta_s"] == 0.2
+    assert (row["rule_w"], row["rule_s"]) == (ref.rule_w, ref.rule_s)
 
 
 def test_predict_options_and_npz(arrays):

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from test_protocol import w2s_problem
 
-from molw2s.experiment.cell import CellSplit, OperatorCache, run_cell
+from molw2s.experiment.cell import SPECTRUM_LENGTH, CellSplit, OperatorCache, run_cell
 from molw2s.experiment.config import CellSettings
 from molw2s.theory.baselines import linear_cka
 from molw2s.theory.predictor import predict_w2s
+from molw2s.theory.principal import principal_operator
 from molw2s.w2s.heads import HeadConfig
 from molw2s.w2s.protocol import run_w2s
 
@@ -43,6 +44,10 @@ def test_predictor_uses_the_heads_scaling_and_betas():
     assert row["scale"] == "trace" and row["beta_w"] == 0.4
     assert row["rule_label"] == "tau=0.8" and set(row["sensitivity"]) == {"tau=0.8", "flat_tail(c=3)"}
     assert row["sensitivity"]["tau=0.8"]["M"] == row["M"]
+    assert row["sensitivity"]["flat_tail(c=3)"]["rule_s"] == "flat_tail" and row["rule_w"] == "tau"
+    op_s = principal_operator(H_s[s], 0.2, rule="tau", tau=0.8, scale="trace")  # strong factor: from D_s
+    assert row["spectrum_s"] == pytest.approx(op_s.eigenvalues[:SPECTRUM_LENGTH].tolist(), rel=1e-10)
+    assert len(row["spectrum_w"]) == min(SPECTRUM_LENGTH, H_w.shape[1])
     json.dumps(row)
 
 

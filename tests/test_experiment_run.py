@@ -82,7 +82,11 @@ def test_run_end_to_end_then_resume_after_interrupt(experiment_yaml, tmp_path, m
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "Task nci_tpsa" in report and "Spearman" in report
     cells = [json.loads(p.read_text()) for p in cells_dir.glob("*.json")]
-    assert all(c["scale"] == "trace" and c["rule"] == "flat_tail" for c in cells)
+    assert all(c["scale"] == "trace" and c["rule"] == "auto" for c in cells)
+    assert all({c["rule_w"], c["rule_s"]} <= {"flat_tail", "full_rank"} for c in cells)
+    assert all(
+        0 < len(c["spectrum_s"]) <= 64 and c["spectrum_s"] == sorted(c["spectrum_s"], reverse=True) for c in cells
+    )
     timings = json.loads((tmp_path / "run" / "timings.json").read_text())
     assert list(timings["seconds"]) == ["pretraining", "embedding", "sweep", "evaluation"]
     assert timings["total"] == pytest.approx(sum(timings["seconds"].values())) and timings["seconds"]["sweep"] > 0

@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from molw2s.errors import ConfigError, DataError
-from molw2s.theory.principal import choose_k, principal_operator
+from molw2s.theory.principal import choose_k, principal_operator, resolve_rule, tail_diagnostics
 from molw2s.theory.synthetic import make_family
 from molw2s.w2s.heads import RidgeHead
 
@@ -75,11 +75,14 @@ def test_P_with_all_components_is_the_heads_in_sample_smoother(scale, n, d):
     op = principal_operator(H, 0.2, rule="fixed", k=min(n - 1, d), scale=scale)
     assert op.gamma == pytest.approx(0.0, abs=1e-12)
     np.testing.assert_allclose(op.apply(y), head.predict(H) - y.mean(), atol=1e-9)
+    full = principal_operator(H, 0.2, rule="full_rank", scale=scale)  # the same operator by name
+    assert (full.k, full.rule) == (min(n - 1, d), "full_rank") and full.gamma == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(full.apply(y), op.apply(y), atol=1e-12)
 
 
 def test_operator_basics_and_dense_form():
     H = _spiked(40, 10, [6.0, 3.0])
-    op = principal_operator(H, 0.1)
+    op = principal_operator(H, 0.1, rule="flat_tail")
     assert op.k == 2 and op.rank == 10 and op.n == 40
     np.testing.assert_allclose(op.U.T @ op.U, np.eye(2), atol=1e-12)
     np.testing.assert_allclose(op.U.sum(axis=0), 0.0, atol=1e-10)  # orthogonal to constants (centered)
@@ -93,7 +96,8 @@ def test_operator_basics_and_dense_form():
 def test_flat_tail_finds_the_20_principal_directions():
     # theory.md section 3: 20 principal directions + 2000-dim isotropic tail, n_hat = 600
     H = make_family(600, r=20, tail_dim=2000, seed=4).strong()
-    assert principal_operator(H, 0.05).k == 20
+    op = principal_operator(H, 0.05)  # the default, auto, finds the theory's tail here
+    assert (op.k, op.rule) == (20, "flat_tail")
     assert principal_operator(H, 0.05, rule="tau", tau=0.9).k > 100  # tau pulls in tail directions
 
 
@@ -122,3 +126,55 @@ def test_bad_input():
         principal_operator(H, 0.1)
     with pytest.raises(ConfigError, match="beta"):
         principal_operator(_spiked(20, 5, [3.0]), -1.0)
+
+
+SPIKES = [50.0, 20.0, 10.0]
+
+
+def test_tail_diagnostics_on_synthetic_spectra():
+    # spiked + a flat bulk that fills the sample (500 directions at n_hat = 600): the tail
+    gamma = 500 * 0.1 / 600
+    lam = np.array(SPIKES + [0.1] * 500)
+    check = tail_diagnostics(lam, 600, 3, 0.05)
+    assert check.gamma == pytest.approx(gamma) and check.spread == pytest.approx(0.1 / gamma)
+    assert check.effective_dim == pytest.approx(500.0)
+    assert check.flat and check.high_dimensional and check.ridge_like and check.has_tail
+    # the same spikes over a flat but 60-dimensional bulk (d << n_hat): flat_tail's test
+    # passes, but on the sample the tail is 60 directions, not gamma * I (spread 10 > c)
+    small = tail_diagnostics(np.array(SPIKES + [0.1] * 60), 600, 3, 0.05)
+    assert small.spread == pytest.approx(10.0) and not small.flat and not small.has_tail
+    assert choose_k(np.array(SPIKES + [0.1] * 60), "flat_tail") == 3
+    # a smooth power-law decay, d = 128 << n_hat = 2000: no tail at any cut
+    power = np.arange(1, 129) ** -1.5
+    for k in (1, choose_k(power, "flat_tail"), 100):
+        assert not tail_diagnostics(power, 2000, k, 0.05).has_tail
+    # a flat, high-dimensional tail far below beta: not ridge-like (negligible gamma)
+    faint = tail_diagnostics(np.array(SPIKES + [1e-5] * 500), 600, 3, 0.05)
+    assert faint.flat and not faint.ridge_like and not faint.has_tail
+    # no tail at all
+    assert not tail_diagnostics(np.array(SPIKES), 600, 3, 0.05).has_tail
+
+
+def test_full_rank_and_auto_rules():
+    lam = np.array(SPIKES + [0.1] * 60)
+    assert choose_k(lam, "full_rank") == 63 and choose_k(np.array([]), "full_rank") == 0
+    assert resolve_rule(lam, "auto", n_hat=600, beta=0.05) == "full_rank"
+    assert choose_k(lam, "auto", n_hat=600, beta=0.05) == 63
+    bulk = np.array(SPIKES + [0.1] * 500)
+    assert resolve_rule(bulk, "auto", n_hat=600, beta=0.05) == "flat_tail"
+    assert choose_k(bulk, "auto", n_hat=600, beta=0.05) == 3
+    assert resolve_rule(bulk, "tau", n_hat=600, beta=0.05) == "tau"  # other rules are themselves
+    with pytest.raises(ConfigError, match="needs n_hat and beta"):
+        choose_k(lam, "auto")
+
+
+def test_auto_resolves_per_representation():
+    rng = np.random.default_rng(6)
+    # a 128-d representation with power-law variances on 500 points: no tail, full ridge smoother
+    H = rng.normal(size=(500, 128)) * np.arange(1, 129) ** -0.75
+    op = principal_operator(H, 0.05)
+    assert (op.rule, op.k, op.rank) == ("full_rank", 128, 128) and op.gamma == pytest.approx(0.0, abs=1e-12)
+    assert principal_operator(H, 0.05, rule="flat_tail").k < 128
+    # the synthetic family (10 principal directions, a 2000-dim tail, n_hat = 600): flat_tail
+    fam = principal_operator(make_family(600, tail_dim=2000, seed=1).weak(3), 0.05)
+    assert (fam.rule, fam.k) == ("flat_tail", 10)

@@ -26,7 +26,7 @@ def family_rows() -> list[dict]:
     idx = np.arange(fam.n)
     split = CellSplit(0, idx[:N_WEAK], idx[N_WEAK : N_WEAK + N_HAT], idx[N_WEAK + N_HAT :])
     H_s = fam.strong()
-    # the default rule (flat_tail); test_flat_tail_recovers_the_true_k checks it finds k = r
+    # the default rule (auto); test_auto_takes_flat_tail_and_recovers_the_true_k checks it finds k = r
     settings = CellSettings(w2s={"head": {"scale": "none"}}, predictor={"sensitivity": []})
     return [run_cell(fam.weak(i), H_s, fam.y, split, settings) for i in range(len(fam.angles))]
 
@@ -50,8 +50,10 @@ def test_predictors_rank_the_family_as_the_measurements(family_rows):
     assert spearmanr(col["predgap_hat"], col["predgap"]).statistic >= 0.9
 
 
-def test_flat_tail_recovers_the_true_k(family_rows):
-    assert all(r["k_w"] == 10 and r["k_s"] == 10 and r["rule"] == "flat_tail" for r in family_rows)
+def test_auto_takes_flat_tail_and_recovers_the_true_k(family_rows):
+    # the family is the theory's regime (a 2000-dim tail at n_hat = 600): auto finds the tail
+    assert all(r["k_w"] == 10 and r["k_s"] == 10 and r["rule"] == "auto" for r in family_rows)
+    assert all(r["rule_w"] == r["rule_s"] == "flat_tail" for r in family_rows)
 
 
 def test_tau_rule_compresses_M_across_the_family():
@@ -72,8 +74,10 @@ def test_tau_rule_compresses_M_across_the_family():
 def test_flat_tail_overshoots_when_the_tail_is_not_high_dimensional():
     # documented limitation: with tail_dim = n_hat the tail spectrum (Marchenko-Pastur,
     # max / mean = 4 > c) does not look flat, and flat_tail takes tail directions as principal
+    # auto's tail check sees it (lambda_{k+1} ~ 6 gamma) and takes the full ridge smoother
     fam = make_family(N_HAT, r=10, tail_dim=N_HAT, seed=2)
-    assert principal_operator(fam.strong(), 0.05).k > 50
+    assert principal_operator(fam.strong(), 0.05, rule="flat_tail").k > 50
+    assert principal_operator(fam.strong(), 0.05).rule == "full_rank"
 
 
 def test_family_is_deterministic_and_shaped():

@@ -31,12 +31,14 @@ from molw2s.w2s.protocol import W2SResult, run_w2s
 
 #: label-free baselines of the predictor: name -> f(H_w, H_s) on D_s's rows (one row key each)
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"cka": linear_cka}
+#: how many leading sample-covariance eigenvalues (after scaling) a row keeps per representation
+SPECTRUM_LENGTH = 64
 #: the keys of every row :func:`run_cell` returns with its predictor, derived from the result
 #: types and :data:`BASELINES`: a cached cell without one of them is stale
 CELL_ROW_KEYS = frozenset(
     [f.name for f in fields(W2SResult)]
     + [f.name for f in fields(PredictorResult) if f.name != "gap"]
-    + [*BASELINES, "rule_label", "sensitivity"]
+    + [*BASELINES, "rule_label", "sensitivity", "spectrum_w", "spectrum_s"]
 )
 
 
@@ -96,12 +98,15 @@ def check_cell_sizes(split: CellSplit, spec: SplitSpec, where: str) -> None:
 
 
 def rule_label(config: PredictorConfig) -> str:
-    """A short name of a k rule: ``flat_tail(c=3)``, ``tau=0.9``, ``fixed(k_w=.., k_s=..)``."""
+    """A short name of a k rule: ``auto(c=3)``, ``flat_tail(c=3)``, ``tau=0.9``,
+    ``fixed(k_w=.., k_s=..)``, ``full_rank``."""
     if config.rule == "tau":
         return f"tau={config.tau:g}"
     if config.rule == "fixed":
         return f"fixed(k_w={config.k_w},k_s={config.k_s})"
-    return f"flat_tail(c={config.c:g})"
+    if config.rule == "full_rank":
+        return "full_rank"
+    return f"{config.rule}(c={config.c:g})"
 
 
 class OperatorCache:
@@ -150,8 +155,10 @@ def run_cell(
 
     ``names`` identify the two representations in ``operators`` (pass one cache to many
     cells so operators are shared); the row's predictor keys are those of
-    :class:`molw2s.theory.predictor.PredictorResult`, plus ``cka``, ``rule_label`` and
-    ``sensitivity`` (M, M_F, PredGap_hat, k_w, k_s per rule).
+    :class:`molw2s.theory.predictor.PredictorResult` (``rule_w`` / ``rule_s``: the rules used,
+    ``auto`` resolved), plus ``cka``, ``rule_label``, ``sensitivity`` (M, M_F, PredGap_hat,
+    k_w, k_s, rule_w, rule_s per rule) and ``spectrum_w`` / ``spectrum_s`` (the first
+    :data:`SPECTRUM_LENGTH` sample-covariance eigenvalues of each scaled representation on D_s).
     """
     result = run_w2s(
         H_w,
@@ -184,7 +191,9 @@ def run_cell(
         values = predict_from_operators(op_w, op_s, labels, config=rule, scale=result.scale).to_dict()
         if i == 0:
             row.update({k: v for k, v in values.items() if k not in row})
-        sensitivity[rule_label(rule)] = {k: values[k] for k in ("M", "M_F", "predgap_hat", "k_w", "k_s")}
+            row["spectrum_w"], row["spectrum_s"] = (op.eigenvalues[:SPECTRUM_LENGTH].tolist() for op in (op_w, op_s))
+        keys = ("M", "M_F", "predgap_hat", "k_w", "k_s", "rule_w", "rule_s")
+        sensitivity[rule_label(rule)] = {k: values[k] for k in keys}
     row.update({name: f(np.asarray(H_w)[split.strong], np.asarray(H_s)[split.strong]) for name, f in BASELINES.items()})
     row["rule_label"] = rule_label(settings.predictor.primary)
     row["sensitivity"] = sensitivity

@@ -65,7 +65,12 @@ class PredictorSettings(StrictModel):
 
     primary: PredictorConfig = Field(default_factory=PredictorConfig)
     sensitivity: list[PredictorConfig] = Field(
-        default_factory=lambda: [PredictorConfig(rule="tau", tau=0.9), PredictorConfig(rule="tau", tau=0.5)]
+        default_factory=lambda: [
+            PredictorConfig(rule="flat_tail"),
+            PredictorConfig(rule="full_rank"),
+            PredictorConfig(rule="tau", tau=0.9),
+            PredictorConfig(rule="tau", tau=0.5),
+        ]
     )
 
 

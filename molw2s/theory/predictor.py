@@ -26,9 +26,10 @@ from molw2s.w2s.validation import as_matrix, as_vector, same_rows
 
 
 class PredictorConfig(StrictModel):
-    """How k is chosen for P_w and P_s (theory.md section 3)."""
+    """How k is chosen for P_w and P_s (theory.md section 3; ``auto`` resolves per
+    representation to flat_tail or full_rank, docs/predictor.md)."""
 
-    rule: Rule = "flat_tail"
+    rule: Rule = "auto"
     tau: float = Field(0.9, gt=0, le=1)
     k_w: int | None = Field(None, ge=1)
     k_s: int | None = Field(None, ge=1)
@@ -40,7 +41,8 @@ class PredictorResult:
     """M, M_F and (with labels) PredGap_hat, plus what produced them.
 
     ``gap`` holds the per-example entries of P_s (I - P_w) y on D_s (None without
-    labels); it is left out of :meth:`to_dict`.
+    labels); it is left out of :meth:`to_dict`. ``rule`` is the configured rule,
+    ``rule_w`` / ``rule_s`` the ones used for P_w / P_s (``auto`` resolved).
     """
 
     M: float
@@ -55,6 +57,8 @@ class PredictorResult:
     beta_w: float
     beta_s: float
     rule: Rule
+    rule_w: Rule
+    rule_s: Rule
     tau: float
     c: float
     scale: Scale
@@ -100,7 +104,7 @@ def predict_w2s(
     beta_w: float,
     beta_s: float,
     y: np.ndarray | None = None,
-    rule: Rule = "flat_tail",
+    rule: Rule = "auto",
     tau: float = 0.9,
     k_w: int | None = None,
     k_s: int | None = None,
@@ -159,6 +163,8 @@ def predict_from_operators(
         beta_w=op_w.beta,
         beta_s=op_s.beta,
         rule=config.rule,
+        rule_w=op_w.rule,
+        rule_s=op_s.rule,
         tau=config.tau,
         c=config.c,
         scale=op_s.scale if scale is None else scale,

@@ -208,7 +208,9 @@ class RandomFeaturesConfig(StrictModel):
     report_times: list[float] = Field(default_factory=lambda: [100.0, 300.0, 1000.0, 3000.0])
     mc_check_samples: int = Field(20000, ge=100)
     predictor_samples: int = Field(2000, ge=2)
-    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    predictor: PredictorConfig = Field(default_factory=lambda: PredictorConfig(rule="flat_tail"))
+    """flat_tail (the rule of docs/random_features.md's results), not the cells' ``auto``:
+    P_s has beta = 0 here, where a full_rank operator is a projection onto the features' span."""
 
     @field_validator("d")
     @classmethod
