@@ -168,7 +168,7 @@ def permutation_pvalue(
         return PermutationTest(observed, math.nan, exact, math.factorial(len(x)) if exact else 0)
     null, exact = _null_distribution(x, y, method, exact_max_n, n_perm, seed)
     p = float(_p_values(null, np.array([observed]), alternative, exact)[0])
-    return PermutationTest(observed, min(p, 1.0), exact, len(null))
+    return PermutationTest(observed, p, exact, len(null))
 
 
 @lru_cache(maxsize=8)
@@ -176,7 +176,9 @@ def _untied_null(n: int, method: str, exact_max_n: int, n_perm: int, seed: int) 
     """The permutation null at n untied points (it depends only on n), shared by the
     alternatives and levels of :func:`min_detectable_rho`."""
     ranks = np.arange(n, dtype=float)
-    return _null_distribution(ranks, ranks, method, exact_max_n, n_perm, seed)
+    null, exact = _null_distribution(ranks, ranks, method, exact_max_n, n_perm, seed)
+    null.flags.writeable = False  # cached: shared by every caller
+    return null, exact
 
 
 @lru_cache(maxsize=256)
