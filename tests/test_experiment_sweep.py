@@ -15,8 +15,8 @@ from molw2s.io import read_json_checked, write_json_checked
 from molw2s.theory.synthetic import make_family
 
 
-def _setup(tmp_path, n_seeds=2):
-    fam = make_family(1000, r=5, tail_dim=300, angles=np.linspace(0, 1.4, 5), tail_var=10.0, seed=1)
+def _setup(tmp_path, n_seeds=2, n_weak=5):
+    fam = make_family(1000, r=5, tail_dim=300, angles=np.linspace(0, 1.4, n_weak), tail_var=10.0, seed=1)
     reps = {"strong": fam.strong(), **{f"w{i}": fam.weak(i) for i in range(len(fam.angles))}}
     config = ExperimentConfig(
         name="synthetic",
@@ -88,20 +88,40 @@ def test_changed_settings_change_the_cell_key(tmp_path):
 
 
 def test_evaluation_report_on_synthetic_family(tmp_path):
-    fam, reps, config, splits = _setup(tmp_path)
+    """Eight weak models rotating away from the strong one: the first is the strong model's
+    signal (not weaker than the ceiling: left out), M ranks the other seven perfectly."""
+    fam, reps, config, splits = _setup(tmp_path, n_weak=8)
+    config.evaluation.min_sources = 5
     rows = sweep_task("synth", fam.y, reps, splits, config, tmp_path / "cells", progress=False)
     results = evaluate(rows, config, tmp_path / "report")
     task = results["tasks"]["synth"]
-    rho = {(c["predictor"], c["measured"]): c for c in task["correlations"] if c["method"] == "spearman"}
-    assert rho[("M", "err_w2s")]["value"] == pytest.approx(1.0)
-    assert rho[("M", "predgap")]["value"] == pytest.approx(1.0)
+    assert task["regime"]["status"] == "partial" and task["regime"]["not_weaker"] == ["w0"]
+    rho = {(c["predictor"], c["measured"]): c for c in task["correlations"]}
+    head = rho[("M", "err_w2s")]
+    assert head["value"] == pytest.approx(1.0) and head["n_sources"] == 7
+    assert head["p_value"] == pytest.approx(2 / 5040) and head["p_exact"]  # 7! orderings, two-sided
+    assert head["verdict"].startswith("supports")
+    assert rho[("M", "predgap")]["value"] > 0.9
     assert task["predgap_check_spearman"] > 0.9
-    assert "consistent with the paper's claim" in task["interpretation"]
-    for name in ("report.md", "report.html", "results.json", "cells.csv", "correlations.csv", "synth_weak_models.csv"):
+    assert "Verdict: supports" in task["interpretation"] and "not weaker than the ceiling by 10%: w0" in task[
+        "interpretation"
+    ]
+    regret = {r["criterion"]: r for r in task["selection_regret"]}
+    assert regret["M"]["mean regret (RMSE)"] == pytest.approx(0.0)
+    for name in (
+        "report.md",
+        "report.html",
+        "results.json",
+        "cells.csv",
+        "correlations.csv",
+        "synth_weak_models.csv",
+        "synth_selection_regret.csv",
+    ):
         assert (tmp_path / "report" / name).is_file(), name
     md = (tmp_path / "report" / "report.md").read_text()
     assert "figures/synth_m_vs_err_w2s.png" in md and "Dependence on the rule for k" in md
-    assert (tmp_path / "report" / "figures" / "synth_m_vs_err_w2s.svg").is_file()
+    for figure in ("burns", "m_vs_err_w2s", "pgr", "predgap_check", "scree"):
+        assert (tmp_path / "report" / "figures" / f"synth_{figure}.svg").is_file(), figure
 
 
 def test_config_rejects_strong_listed_as_weak():

@@ -95,9 +95,14 @@ class Document:
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
     """``frame`` as a GitHub-flavoured Markdown table, floats formatted with ``floatfmt``."""
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in _formatted(frame, floatfmt)]
+    lines = ["| " + " | ".join(_cell(str(c)) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in _formatted(frame, floatfmt)]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """A table cell's text with its pipes escaped (``weak_s|layer=0`` would split the row)."""
+    return text.replace("|", "\\|")
 
 
 def _formatted(frame: pd.DataFrame, fmt: str) -> list[list[str]]:

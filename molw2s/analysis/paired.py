@@ -190,7 +190,9 @@ def paired_sentence(stats: list[PairedStat], baseline: str, predictor: str = "M"
         head = f"{predictor} ranks Err_w2s worse than {baseline}"
     else:
         head = f"the difference between {predictor} and {baseline} is not resolved"
-    if _above(partial):
+    if not np.isfinite(partial.value):
+        tail = f"and the partial rho given {baseline} is undefined (the baseline's ranks explain one side exactly)"
+    elif _above(partial):
         tail = f"and {predictor} adds information beyond {baseline} (partial rho above 0)"
     elif _below(partial):
         tail = f"and {predictor} adds information beyond {baseline} with the opposite sign (partial rho below 0)"

@@ -55,22 +55,24 @@ _LABELS = ("task", "weak", "strong", "kind", "source", "solver", "solver_w", "sc
 
 def source_cells(cells: pd.DataFrame, keys: Sequence[str] = ("seed",)) -> pd.DataFrame:
     """One row per (source, *keys): the mean of every numeric column over the source's
-    models, with ``pgr`` recomputed from the mean errors and ``n_models`` the models merged."""
+    models, with ``pgr`` recomputed from the mean errors, the source's ``kind`` and
+    ``n_models`` the models merged."""
     numeric = [c for c in cells.columns if c not in _LABELS and c not in keys and pd.api.types.is_numeric_dtype(cells[c])]
     grouped = cells.groupby(["source", *keys], sort=True)
     out = grouped[numeric].mean()
     out["n_models"] = grouped["weak"].nunique()
-    frame = out.reset_index()
-    return _with_pgr(frame)
+    out["kind"] = grouped["kind"].first()
+    return _with_pgr(out.reset_index())
 
 
 def source_points(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per source: the mean over its models, seeds and replicates (PGR of the means)."""
-    numeric = [c for c in cells.columns if c not in _LABELS and pd.api.types.is_numeric_dtype(cells[c])]
-    numeric = [c for c in numeric if c not in ("seed", "replicate", "n_models")]
+    """One row per source: the mean over its seeds and replicates of :func:`source_cells`'
+    rows (PGR of the means)."""
+    drop = {"seed", "replicate", "n_models"}
+    numeric = [c for c in cells.columns if c not in _LABELS and c not in drop and pd.api.types.is_numeric_dtype(cells[c])]
     grouped = cells.groupby("source", sort=True)
     out = grouped[numeric].mean()
-    out["n_models"] = grouped["weak"].nunique()
+    out["n_models"] = grouped["n_models"].max()
     out["kind"] = grouped["kind"].first()
     return _with_pgr(out.reset_index())
 

@@ -187,7 +187,7 @@ def replicate_tests(candidates: pd.DataFrame, settings: EvaluationSettings) -> p
     records = []
     for replicate, part in candidates.groupby("replicate", sort=True):
         (test,) = correlation_tests(
-            source_points(part),
+            source_points(source_cells(part)),
             ["M"],
             ["err_w2s"],
             confidence=settings.confidence,
@@ -214,7 +214,7 @@ def controlled_validation(cells: pd.DataFrame, settings: EvaluationSettings) -> 
     ctrl = cells[cells["source"] == CONTROLLED]
     if ctrl["weak"].nunique() < 3:
         return None
-    points = source_points(ctrl.assign(source=ctrl["weak"]))
+    points = source_points(source_cells(ctrl.assign(source=ctrl["weak"])))
     (test,) = correlation_tests(
         points, ["M"], ["err_w2s"], confidence=settings.confidence, min_sources=settings.min_sources
     )
@@ -244,8 +244,8 @@ def interpret(
             f"{' and models not weaker than the ceiling' if regime.not_weaker else ''} left out), M's Spearman "
             f"correlation with Err_w2s is {head.value:.2f} ({interval_text(head.ci_low, head.ci_high)}, "
             f"{head.interval}), permutation p = {head.p_value:.3g} ({'exact' if head.p_exact else 'Monte Carlo'}); "
-            f"at {head.n_sources} sources only |rho| >= {head.min_detectable:.2f} can reach p <= 0.05, and leaving "
-            f"one source out gives {head.loo_low:.2f} to {head.loo_high:.2f}. Verdict: {verdict}. "
+            f"{_detectable(head)}, and leaving one source out gives {head.loo_low:.2f} to {head.loo_high:.2f}. "
+            f"Verdict: {verdict}. "
         )
     text += _expected_sign_sentence(tests) + " "
     for baseline, stats_ in paired.items():
@@ -268,6 +268,12 @@ def interpret(
         "headline cells (the theory predicts a trend, not equality)."
     )
     return text
+
+
+def _detectable(test: CorrelationTest) -> str:
+    if np.isfinite(test.min_detectable):
+        return f"at {test.n_sources} sources only |rho| >= {test.min_detectable:.2f} can reach p <= 0.05"
+    return f"at {test.n_sources} sources no rho can reach p <= 0.05"
 
 
 def _expected_sign_sentence(tests: Sequence[CorrelationTest]) -> str:
