@@ -14,7 +14,7 @@ import molw2s.experiment.cell_workers as cell_workers
 from molw2s.experiment.config import load_experiment_config
 from molw2s.experiment.runner import resolve_encoders, run_experiment
 from molw2s.pretraining.config import FamilyConfig
-from molw2s.pretraining.family import collect_results, family_models, member_config_hash
+from molw2s.pretraining.family import collect_results, family_models, member_config_hash, pretrain_family
 
 FAMILY = {
     "name": "tiny_seeds",
@@ -58,7 +58,7 @@ def test_one_seed_keeps_todays_paths_and_hashes() -> None:
 def test_seeds_must_be_unique_and_not_fight_a_member_seed() -> None:
     with pytest.raises(ValueError, match="seeds must be unique"):
         _family(seeds=[1, 1])
-    members = [{**FAMILY["members"][0], "train": {"seed": 5}}, FAMILY["members"][1]]  # type: ignore[index]
+    members = [{**FAMILY["members"][0], "train": {"seed": 5}}, FAMILY["members"][1]]
     with pytest.raises(ValueError, match="train.seed cannot be overridden"):
         _family(members=members)
     assert _family(seeds=[], members=members).member_train(_family(seeds=[], members=members).member("small")).seed == 5
@@ -123,3 +123,17 @@ def test_run_once_per_replicate_then_resume(experiment_yaml: Path, tmp_path: Pat
     monkeypatch.setattr(cell_workers, "run_cell", counted)
     run_experiment(config, progress=False)
     assert computed["n"] == 0  # every replicate's cells and models are reused
+
+
+def test_a_replicate_is_the_family_trained_under_its_seed_also_in_workers(tmp_path: Path) -> None:
+    """The seed-1 replicate, trained in a worker process beside seed 0, has the weights of
+    the family trained alone with ``train.seed=1``."""
+    small = {**FAMILY["members"][0], "snapshots": []}
+    replicated = _family(members=[small], strong="small", parallel_members=2)
+    alone = _family(members=[small], strong="small", seeds=[], train={**FAMILY["train"], "seed": 1})
+    result = pretrain_family(replicated, tmp_path / "replicated", progress=False)
+    assert [(r.seed, r.status) for r in result.rows if r.role == "strong"] == [(0, "trained"), (1, "trained")]
+    pretrain_family(alone, tmp_path / "alone", progress=False)
+    got = load_file(str(family_models(replicated, tmp_path / "replicated", 1)["small"] / "model.safetensors"))
+    want = load_file(str(family_models(alone, tmp_path / "alone")["small"] / "model.safetensors"))
+    assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got)
