@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 from safetensors.numpy import load_file
+from typer.testing import CliRunner
 
 import molw2s.experiment.cell_workers as cell_workers
+from molw2s.cli import app
 from molw2s.experiment.config import load_experiment_config
 from molw2s.experiment.runner import resolve_encoders, run_experiment
 from molw2s.pretraining.config import FamilyConfig
@@ -100,6 +102,11 @@ def test_run_once_per_replicate_then_resume(experiment_yaml: Path, tmp_path: Pat
         ("big", 0, "finished earlier"),
         ("big", 1, "finished earlier"),
     ]
+    # `molw2s pretrain` finds both replicates finished and prints them with their seed
+    args = ["pretrain", str(tmp_path / "family.yaml"), "--run-dir", str(models_dir), "--no-progress"]
+    printed = CliRunner().invoke(app, [*args, "--tracking", "none"])
+    assert printed.exit_code == 0, printed.output
+    assert "┃ seed ┃" in printed.output and printed.output.count("finished earlier") == 4
     # each replicate's cells in its own directory; rows keyed by (replicate, weak) with plain names
     cells_dir = tmp_path / "run" / "cells"
     assert len(list(cells_dir.glob("*.json"))) == 2 and len(list((cells_dir / "seed=1").glob("*.json"))) == 2

@@ -12,7 +12,7 @@ def print_results(result: FamilyResult) -> None:
 
     console = Console()
     if not console.is_terminal:  # pipes and logs get 80 columns by default: too narrow
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 120)
     for line in result.data_report:
         console.print(line, highlight=False, markup=False)
     table = Table(title=f"held-out masked-token prediction ({result.run_dir})")
