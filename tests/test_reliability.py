@@ -30,7 +30,7 @@ from molw2s.encoders.model_files import MODEL_FILE, load_pretrained
 from molw2s.errors import ConfigError, DataError, MolW2SError
 from molw2s.experiment.cell import CellSplit
 from molw2s.experiment.config import ExperimentConfig
-from molw2s.experiment.run_statistics import interpret
+from molw2s.experiment.evidence import correlation_tests
 from molw2s.experiment.summary import interval_text
 from molw2s.experiment.sweep import sweep_task
 from molw2s.io import load_npy_checked, read_json_checked, safe_filename, write_text_atomic
@@ -256,30 +256,16 @@ def test_tiny_tasks_are_refused_and_few_weak_models_get_no_verdict(tmp_path):
     task = load_task(str(_csv(tmp_path / "small.csv", ["C" * (i + 1) + "O" for i in range(8)])))
     with pytest.raises(DataError, match=r"D_w has \d+ molecules \(splits.min_weak = 30\)"):
         task_cell_splits(task, CellSettings())
-    corr = _correlations(n_models=2)
-    text = interpret("t", corr, check_rho=0.9)
-    assert "no verdict" in text and "consistent with" not in text
-    assert "no verdict" not in interpret("t", _correlations(n_models=6), check_rho=0.9)
-    assert interval_text(float("nan"), float("nan")) == "no interval"
-
-
-def _correlations(n_models: int):
     import pandas as pd
 
-    rows = [
-        {
-            "predictor": p,
-            "measured": m,
-            "method": "spearman",
-            "value": 1.0,
-            "ci_low": float("nan"),
-            "ci_high": float("nan"),
-            "n_models": n_models,
-        }
-        for p in ("M", "predgap_hat")
-        for m in ("err_w2s", "predgap")
-    ]
-    return pd.DataFrame(rows)
+    def head(n):
+        points = pd.DataFrame({"M": range(n), "err_w2s": range(n)})
+        (test,) = correlation_tests(points, ["M"], ["err_w2s"], confidence=0.95, min_sources=11)
+        return test.verdict
+
+    assert head(2).startswith("no verdict") and head(10).startswith("no verdict (n = 10 < 11")
+    assert head(11).startswith("supports")
+    assert interval_text(float("nan"), float("nan")) == "no interval"
 
 
 # -- 7. files follow the umask -----------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from molw2s.processes import start_child, stop_on_exit
+from molw2s.progress import show_progress
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def map_chunks(
     ``args[0]`` a chunk), in order: in this process when ``n_jobs`` is 1 or ``n`` is below
     ``parallel_from``, else in ``n_jobs`` worker processes with at most ``2 * n_jobs`` chunks
     in flight. ``fn`` and its arguments must pickle; a worker's exception is raised here."""
-    with tqdm(total=n, desc=desc, unit="mol", disable=not progress) as bar:
+    with tqdm(total=n, desc=desc, unit="mol", disable=not show_progress(progress)) as bar:
         if n_jobs <= 1 or n < parallel_from:
             for args in work:
                 yield fn(*args)

@@ -20,6 +20,7 @@ import numpy as np
 
 from molw2s.chem.smiles import mol_from_smiles
 from molw2s.processes import start_child
+from molw2s.progress import show_progress
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -90,7 +91,7 @@ def compute_descriptors(
     names = descriptor_names()
     items = list(smiles)
     watched = timeout is not None and (n_jobs > 1 or any(_heavy_atoms(s) > FAST_HEAVY_ATOMS for s in items))
-    with tqdm(total=len(items), desc="descriptors", unit="mol", disable=not progress) as bar:
+    with tqdm(total=len(items), desc="descriptors", unit="mol", disable=not show_progress(progress)) as bar:
         if watched or n_jobs > 1:
             rows, timed_out = _watched_rows(items, n_jobs, timeout, len(names), bar.update)
         else:

@@ -29,7 +29,9 @@ def embed(
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the array to this .npy file."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the embedding cache."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show a progress bar (only on a terminal; MOLW2S_PROGRESS=1: anywhere)."
+    ),
 ) -> None:
     """Embed every molecule of a task (float32 .npy, cached by content hash)."""
     from molw2s.data.tasks import load_task

@@ -10,7 +10,11 @@ import typer
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Directory with the task files (overrides data_dir).")
 RUN_DIR = typer.Option(None, "--run-dir", help="Where results go (default runs/<name>).")
-PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+PROGRESS = typer.Option(
+    True,
+    "--progress/--no-progress",
+    help="Show progress bars (drawn only when stderr is a terminal; MOLW2S_PROGRESS=1 draws them anywhere).",
+)
 TRACKING = typer.Option(
     "auto",
     "--tracking",

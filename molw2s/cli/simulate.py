@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from molw2s.errors import ConfigError
+from molw2s.progress import show_progress
 
 if TYPE_CHECKING:
     from molw2s.theory.random_features import RandomFeaturesConfig, RepeatResult
@@ -80,7 +81,9 @@ def run_random_features(cfg: RandomFeaturesConfig, run_dir: Path, *, with_predic
     repeat_dir = run_dir / "repeats" / content_hash(cfg.model_dump(exclude={"repeats"}), with_predictor)
     write_json_atomic(run_dir / "config.json", cfg.model_dump())
     results, started = [], time.perf_counter()
-    for r in tqdm(range(cfg.repeats), desc=f"repeats (M_ST={cfg.m_student})", unit="repeat"):
+    for r in tqdm(
+        range(cfg.repeats), desc=f"repeats (M_ST={cfg.m_student})", unit="repeat", disable=not show_progress(True)
+    ):
         cache = CachedResult(repeat_dir / f"repeat-{r}.json")
         cached = cache.load()
         if cached is not None:

@@ -18,6 +18,7 @@ from typing import IO
 
 from molw2s.errors import ChecksumError, MolW2SError
 from molw2s.io import atomic_path, file_digest
+from molw2s.progress import show_progress
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _stream(open_url: Opener, url: str, tmp: Path, timeout: float, progress: boo
         length = (getattr(response, "headers", None) or {}).get("Content-Length")
         total = int(length) if length else None
         name = url.rsplit("/", 1)[-1]
-        with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not show_progress(progress)) as bar:
             for block in iter(lambda: response.read(_CHUNK), b""):
                 out.write(block)
                 h.update(block)

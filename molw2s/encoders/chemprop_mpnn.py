@@ -36,6 +36,7 @@ from molw2s.encoders.molbert_checkpoint import PLAIN_DICT_CLASSES
 from molw2s.encoders.spec import EncoderOptions, ModelRef
 from molw2s.errors import ConfigError, DataError
 from molw2s.io import file_digest
+from molw2s.progress import show_progress
 
 CHEMPROP_KIND = "chemprop"
 PREFIX = f"{CHEMPROP_KIND}:"
@@ -114,7 +115,9 @@ class ChempropEncoder:
             graphs.append(featurizer(mol))
         out = []
         with torch.inference_mode():
-            for start in tqdm(range(0, len(graphs), self.batch_size), desc=self.path.name, disable=not progress):
+            for start in tqdm(
+                range(0, len(graphs), self.batch_size), desc=self.path.name, disable=not show_progress(progress)
+            ):
                 batch = BatchMolGraph(graphs[start : start + self.batch_size])
                 batch.to(device)
                 hidden = modules.message_passing(batch)

@@ -36,6 +36,7 @@ from molw2s.encoders.spec import (
 from molw2s.encoders.tokenizer import SMILES_FORM_KEY, EncodedBatch, encode_smiles
 from molw2s.errors import ConfigError
 from molw2s.io import content_hash, file_digest
+from molw2s.progress import show_progress
 
 if TYPE_CHECKING:
     import torch
@@ -238,7 +239,10 @@ class TransformerEncoder:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
             for start in tqdm(
-                range(0, len(order), self.batch_size), desc=self.path.name, unit="batch", disable=not progress
+                range(0, len(order), self.batch_size),
+                desc=self.path.name,
+                unit="batch",
+                disable=not show_progress(progress),
             ):
                 ids, attention = pad_batch(
                     [encoded.ids[i] for i in order[start : start + self.batch_size]], loaded.tokenizer.pad_token_id

@@ -7,6 +7,11 @@ of a registered model kind (:func:`molw2s.encoders.refs.parse_model_ref`: ``bert
 model directory, ``hf:DIR_OR_NAME``, ``ecfp4-2048``, ``maccs``, ...). A ``concat:`` spec's parts may be family
 members too (``concat:strong+rdkit2d``): each part is resolved here. The family YAML is read once here and
 handed to pretraining with the references.
+
+A family with ``seeds`` has one replicate of each member per pretraining seed: a
+resolution points the member names at one replicate's checkpoints (the first seed's unless
+``seed`` is given), and :meth:`ResolvedModels.replicates` gives one resolution per seed;
+the other names (featurisers, ``hf:`` models, ...) are the same in each.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from molw2s.errors import ConfigError
 from molw2s.experiment.config import RunSettings
 from molw2s.finetuning.model import check_freeze
 from molw2s.pretraining.config import FamilyConfig, load_family_config
-from molw2s.pretraining.family import family_models
+from molw2s.pretraining.family import family_models, replicate_dir
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,25 @@ class ResolvedModels:
     models_dir: Path
     members: tuple[str, ...]
     """Family members (without ``@step``) some name refers to: what pretraining must train."""
+    seed: int | None = None
+    """The pretraining seed of the replicate the member names point at; None when the
+    models depend on no replicate (no family, a family without ``seeds``, or no name
+    refers to a member)."""
+
+    def replicates(self) -> list[ResolvedModels]:
+        """One resolution per pretraining seed of the family, the same names pointing at
+        that replicate's members; ``[self]`` when the family has no ``seeds`` or no name
+        refers to a member (every replicate would give the same models)."""
+        if self.family is None or self.seed is None:
+            return [self]
+        return [
+            _resolved(list(self.refs), self.family, self.family_path, self.models_dir, s) for s in self.family.seeds
+        ]
+
+    def replicate_dir(self, root: Path) -> Path:
+        """Where this replicate keeps what ``root`` holds (cells, students):
+        :func:`molw2s.pretraining.family.replicate_dir`, ``root`` without a family."""
+        return root if self.family is None else replicate_dir(root, self.family, self.seed)
 
     def checkpoints(self) -> dict[str, Path]:
         """Checkpoint directory per name, for the names that are ``bert:`` checkpoints (molw2s
@@ -89,17 +113,29 @@ class ResolvedModels:
             check_freeze(blocks, n, key)
 
 
-def resolve_models(names: Sequence[str], settings: RunSettings) -> ResolvedModels:
+def resolve_models(names: Sequence[str], settings: RunSettings, *, seed: int | None = None) -> ResolvedModels:
     """References of ``names``: family members become their checkpoints under
-    ``settings.resolved_family_run_dir()``, other names are parsed as model specs; an
-    unknown name fails here, before any heavy work."""
+    ``settings.resolved_family_run_dir()`` (in the replicate of pretraining seed ``seed``;
+    default the family's first seed), other names are parsed as model specs; an unknown
+    name fails here, before any heavy work."""
     family = load_family_config(settings.family) if settings.family is not None else None
-    models_dir = settings.resolved_family_run_dir()
-    members = family_models(family, models_dir) if family is not None else {}
+    if family is not None and seed is None:
+        seed = family.replicates()[0]
+    elif seed is not None and (family is None or seed not in family.seeds):
+        seeds = family.seeds if family is not None else "no family"
+        raise ConfigError(f"pretraining seed {seed} is not one of the family's seeds ({seeds})")
+    return _resolved(names, family, settings.family, settings.resolved_family_run_dir(), seed)
+
+
+def _resolved(
+    names: Sequence[str], family: FamilyConfig | None, family_path: Path | None, models_dir: Path, seed: int | None
+) -> ResolvedModels:
+    """:func:`resolve_models` for a loaded family (or none) and one replicate ``seed``."""
+    members = family_models(family, models_dir, seed) if family is not None else {}
     refs = {name: _resolve(name, members) for name in names}
     parts = [part for name in names for part, _ in split_concat(name) or [(name, 1.0)]]
     used = sorted({part.split("@")[0] for part in parts if part in members})
-    return ResolvedModels(refs, family, settings.family, models_dir, tuple(used))
+    return ResolvedModels(refs, family, family_path, models_dir, tuple(used), seed if used else None)
 
 
 def _resolve(name: str, members: dict[str, Path]) -> ModelRef:

@@ -2,6 +2,11 @@
 
 Every stage is cached (checkpoints with completion markers, embeddings by content hash,
 one JSON per W2S cell), so an interrupted run resumes where it stopped when rerun.
+
+With a family that has several pretraining seeds (``seeds``), the embedding and the sweep
+run once per replicate (:meth:`ResolvedModels.replicates`): the member names point at that
+replicate's checkpoints, every cell row carries ``replicate`` (the seed) and the cells of
+a replicate other than ``train.seed``'s are kept under ``cells/seed=<seed>/``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from molw2s.encoders.controlled import add_noise, mix, random_subspace
 from molw2s.encoders.coverage import coverage_lines
 from molw2s.encoders.embed import embed_task, embed_tasks
 from molw2s.encoders.spec import ModelRef, Pooling
-from molw2s.experiment.cell import task_cell_splits
+from molw2s.experiment.cell import CellSplit, task_cell_splits
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.evaluate import evaluate
 from molw2s.experiment.model_info import describe_models
@@ -120,7 +125,7 @@ def controlled_representations(
 def pretrain_if_needed(
     config: ExperimentConfig, models: ResolvedModels, *, progress: bool, tracking: Tracking = "auto"
 ) -> None:
-    """Train the family members the experiment uses that are not finished yet."""
+    """Train the family members the experiment uses that are not finished yet (every replicate)."""
     if models.family is None:
         return
     from molw2s.pretraining.family import pretrain_family
@@ -137,6 +142,49 @@ def pretrain_if_needed(
         log.info("%s (%s): %s", row.name, row.status, row.metrics)
 
 
+def sweep_replicate(
+    config: ExperimentConfig,
+    models: ResolvedModels,
+    tasks: list[Task],
+    task_splits: dict[str, list[CellSplit]],
+    weak: list[str],
+    seconds: dict[str, float],
+    *,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Embed every task with the models of one replicate and run its cells (cached under
+    :meth:`ResolvedModels.replicate_dir` of ``<run_dir>/cells``); the rows carry
+    ``replicate`` when the models come from a replicate. Adds to ``seconds``."""
+    run_dir = config.resolved_run_dir()
+    students = make_students(config, models.refs[config.strong], models.replicate_dir(run_dir / "students"))
+    start = time.perf_counter()
+    representations = embed_plans(model_plans(config, models.refs), tasks, config, progress=progress)
+    seconds["embedding"] += time.perf_counter() - start
+    rows: list[dict[str, Any]] = []
+    for task in tasks:
+        start = time.perf_counter()
+        reps = representations.pop(task.name)
+        reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
+        seconds["embedding"] += time.perf_counter() - start
+        start = time.perf_counter()
+        rows += sweep_task(
+            task.name,
+            task.y,
+            reps,
+            task_splits[task.name],
+            config,
+            models.replicate_dir(run_dir / "cells"),
+            weak=weak,
+            student=students(task),
+            progress=progress,
+        )
+        seconds["sweep"] += time.perf_counter() - start
+    if models.seed is not None:
+        for row in rows:
+            row["replicate"] = models.seed
+    return rows
+
+
 def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking: Tracking = "auto") -> dict[str, Any]:
     """Run the whole experiment and write ``<run_dir>/report``; return results.json's content.
     The wall time of each stage goes to ``<run_dir>/timings.json`` (not into results.json,
@@ -151,7 +199,6 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     models = resolve_encoders(config)
-    students = make_students(config, models.refs[config.strong], run_dir / "students")
     plans = model_plans(config, models.refs)
     check_model_settings(config, models, plans)
     weak = [name for name in plans if name != config.strong] + config.expand.controlled.names()
@@ -162,36 +209,17 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True, tracking:
     start = time.perf_counter()
     pretrain_if_needed(config, models, progress=progress, tracking=tracking)
     seconds["pretraining"] = time.perf_counter() - start
-    rows: list[dict[str, Any]] = []
     data_report = []
-    start = time.perf_counter()
-    representations = embed_plans(plans, tasks, config, progress=progress)
-    seconds["embedding"] += time.perf_counter() - start
-    checkpoints = models.checkpoints()
+    checkpoints = models.checkpoints()  # every replicate shares the family's vocabulary
     for task in tasks:
         data_report.append(task.report())
         data_report += coverage_lines(task.name, task.smiles, checkpoints)
-        start = time.perf_counter()
-        reps = representations.pop(task.name)
-        reps.update(controlled_representations(config, reps[config.strong], task, progress=progress))
-        seconds["embedding"] += time.perf_counter() - start
-        splits = task_splits[task.name]
-        dropped = sum(s.n_dropped for s in splits)
+        dropped = sum(s.n_dropped for s in task_splits[task.name])
         if dropped:
             data_report.append(f"{task.name}: {dropped} split rows refer to excluded molecules and were dropped")
-        start = time.perf_counter()
-        rows += sweep_task(
-            task.name,
-            task.y,
-            reps,
-            splits,
-            config,
-            run_dir / "cells",
-            weak=weak,
-            student=students(task),
-            progress=progress,
-        )
-        seconds["sweep"] += time.perf_counter() - start
+    rows: list[dict[str, Any]] = []
+    for replicate in models.replicates():
+        rows += sweep_replicate(config, replicate, tasks, task_splits, weak, seconds, progress=progress)
     write_text_atomic(run_dir / "data_report.txt", "\n\n".join(data_report) + "\n")
     start = time.perf_counter()
     results = evaluate(rows, config, run_dir / "report", describe_models(weak, models, strong=config.strong))

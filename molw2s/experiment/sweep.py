@@ -23,6 +23,7 @@ from molw2s.experiment.cell_workers import compute_cells, sweep_jobs
 from molw2s.experiment.config import ExperimentConfig
 from molw2s.experiment.students import LinearStudent, Student
 from molw2s.io import CachedResult, array_digest, content_hash, safe_filename
+from molw2s.progress import show_progress
 
 #: bump when existing keys of a cell would get other numbers; new keys need no bump (stale cells are detected)
 CELL_VERSION = "w2s-cell-v2"
@@ -90,7 +91,9 @@ def sweep_task(
         config,
         jobs=jobs,
     )
-    bar = tqdm(total=len(todo), desc=f"W2S cells {task_name}", unit="cell", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(todo), desc=f"W2S cells {task_name}", unit="cell", disable=not show_progress(progress), leave=False
+    )
     for (i, split, name, cache), row in zip(todo, measured, strict=True):
         row.update(student.measure(y, representations[name], split, config, progress=progress))
         row.update(

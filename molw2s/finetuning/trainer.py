@@ -39,6 +39,7 @@ from molw2s.errors import DataError, TrainingError
 from molw2s.finetuning.config import FinetuneSettings
 from molw2s.finetuning.model import RegressionModel
 from molw2s.io import array_digest, atomic_path, content_hash
+from molw2s.progress import show_progress
 from molw2s.tracking import NullLogger, ScalarLogger, Tracking, open_logger
 from molw2s.training import make_adamw, restore_torch_rng, torch_rng_state, warmup_decay_schedule
 
@@ -275,7 +276,7 @@ class RegressorTrainer:
         from tqdm.auto import tqdm
 
         remaining = range(self.epoch, self.epoch if self.stopped_early else self.settings.epochs)
-        bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not progress, leave=False)
+        bar = tqdm(remaining, desc="finetune", unit="epoch", disable=not show_progress(progress), leave=False)
         for epoch in bar:
             losses = self._train_epoch(epoch)
             score = self._end_epoch(losses)

@@ -122,6 +122,13 @@ class FamilyConfig(StrictModel):
     data: PretrainingDataConfig = Field(default_factory=PretrainingDataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     members: list[MemberConfig] = Field(min_length=1)
+    seeds: list[Seed] = Field(default_factory=list)
+    """Pretraining seeds: every member is trained once per seed (a *replicate*), each seed
+    replacing ``train.seed``, which seeds the initialisation, the batch order, the masks and
+    the randomised SMILES of each step; the corpus, held-out split and vocabulary
+    (``data.corpus.seed``) are shared. Empty: one replicate under ``train.seed``, as
+    before. A replicate under ``train.seed`` keeps the usual paths; the others live under
+    ``<run_dir>/seed=<seed>/`` (:func:`molw2s.pretraining.family.replicate_dir`)."""
     parallel_members: int = Field(1, ge=1)
     """Members trained at the same time, each in its own process (longest first); on a CPU
     each gets ``train.num_threads`` threads (default: the cores shared out). The weights do
@@ -135,9 +142,18 @@ class FamilyConfig(StrictModel):
             raise ValueError(f"member names must be unique; repeated: {dupes}")
         if self.strong not in names:
             raise ValueError(f"strong={self.strong!r} is not a member; members: {names}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be unique; got {self.seeds}")
         for member in self.members:
+            if self.seeds and "seed" in member.train:
+                raise ValueError(f"member {member.name!r}: train.seed cannot be overridden when the family sets seeds")
             self.member_train(member)  # validates every member's overrides now
         return self
+
+    def replicates(self) -> list[int | None]:
+        """The pretraining seed of each replicate: ``seeds``, or ``[None]`` when it is
+        empty (one replicate, every member under its own ``train.seed``)."""
+        return list(self.seeds) or [None]
 
     def member(self, name: str) -> MemberConfig:
         """The member called ``name``; a ConfigError listing the members otherwise."""
@@ -146,9 +162,12 @@ class FamilyConfig(StrictModel):
                 return m
         raise ConfigError(f"family {self.name!r} has no member {name!r}; members: {[m.name for m in self.members]}")
 
-    def member_train(self, member: MemberConfig) -> TrainConfig:
-        """The family's train settings with the member's overrides applied and validated."""
+    def member_train(self, member: MemberConfig, seed: int | None = None) -> TrainConfig:
+        """The family's train settings with the member's overrides applied and validated;
+        ``seed`` (a replicate's pretraining seed) replaces ``train.seed``."""
         merged = {**self.train.model_dump(), **member.train}
+        if seed is not None:
+            merged["seed"] = seed
         return build_model(TrainConfig, merged, source=f"members[{member.name}].train")
 
 

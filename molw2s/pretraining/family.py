@@ -7,9 +7,12 @@ Layout of a run directory::
     <run_dir>/<member>/snapshots/step-N/   the model "<member>@N" (HF format)
     <run_dir>/<member>/final/              the model "<member>" (HF format)
     <run_dir>/<member>/COMPLETE.json       written last: the member is finished
+    <run_dir>/seed=<S>/<member>/...        the same for the replicate of pretraining seed S
 
 Model names used by later stages: ``<member>`` for a final model, ``<member>@<step>``
-for a snapshot (intermediate checkpoints count as weak models).
+for a snapshot (intermediate checkpoints count as weak models). A family with ``seeds``
+has one replicate of every model per seed (:func:`replicate_dir`); the names are the same
+in each replicate, and :func:`family_models` maps them for one seed.
 """
 
 from __future__ import annotations
@@ -51,17 +54,28 @@ def default_run_dir(family: FamilyConfig) -> Path:
     return cache_dir() / "pretrain" / family.name
 
 
-def member_config_hash(family: FamilyConfig, member: MemberConfig, data_fingerprint: str) -> str:
-    """Identity of what a member's weights depend on (data, size, steps, optimisation)."""
-    train = {k: v for k, v in family.member_train(member).model_dump().items() if k not in _BOOKKEEPING}
+def replicate_dir(root: Path, family: FamilyConfig, seed: int | None) -> Path:
+    """Where the replicate of pretraining seed ``seed`` keeps what ``root`` holds: ``root``
+    itself for ``None`` or the family's ``train.seed`` (the layout of a family without
+    ``seeds``, so its models stay valid when seeds are added), else ``root/seed=<seed>``."""
+    return root if seed is None or seed == family.train.seed else root / f"seed={seed}"
+
+
+def member_config_hash(
+    family: FamilyConfig, member: MemberConfig, data_fingerprint: str, seed: int | None = None
+) -> str:
+    """Identity of what a member's weights depend on (data, size, steps, optimisation,
+    the replicate's ``seed``)."""
+    train = {k: v for k, v in family.member_train(member, seed).model_dump().items() if k not in _BOOKKEEPING}
     if not train["bf16_cpu"]:  # added later: absent when off, so earlier members keep their hash
         del train["bf16_cpu"]
     return content_hash("molbert-member-v1", data_fingerprint, member.model.model_dump(), member.steps, train)
 
 
-def family_models(family: FamilyConfig, run_dir: str | Path | None = None) -> dict[str, Path]:
-    """Model name -> HF directory, for every model of the family (finished or not)."""
-    root = Path(run_dir) if run_dir is not None else default_run_dir(family)
+def family_models(family: FamilyConfig, run_dir: str | Path | None = None, seed: int | None = None) -> dict[str, Path]:
+    """Model name -> HF directory, for every model of the family (finished or not), in the
+    replicate of pretraining seed ``seed`` (None: the family without replicates)."""
+    root = replicate_dir(Path(run_dir) if run_dir is not None else default_run_dir(family), family, seed)
     out: dict[str, Path] = {}
     for member in family.members:
         for step in member.snapshots:
@@ -80,6 +94,7 @@ class ModelRow:
     n_params: int | None
     metrics: dict[str, Any]
     status: str  # trained | finished earlier | snapshot | not trained
+    seed: int | None = None  # the replicate's pretraining seed (None: the family has no seeds)
 
 
 @dataclass
@@ -101,7 +116,8 @@ def pretrain_family(
     on_step: Callable[[str, int], None] | None = None,
     tracking: Tracking = "auto",
 ) -> FamilyResult:
-    """Train every member (or those named) that is not finished yet; return the table.
+    """Train every member (or those named) that is not finished yet, in every replicate
+    (``family.seeds``); return the table.
 
     The data (split, vocabulary, descriptor targets) are prepared once and shared.
     Members train longest first, ``family.parallel_members`` at a time in worker processes
@@ -124,15 +140,17 @@ def pretrain_family(
     baseline = baseline_metrics(data)
     if dist.is_main:
         write_json_atomic(root / "family.json", {"data_report": data.report.lines(), "unigram_baseline": baseline})
-    status: dict[str, str] = {}
+    status: dict[tuple[str, int | None], str] = {}
     jobs: list[MemberJob] = []
     for member in longest_first(family, chosen):
-        config_hash = member_config_hash(family, member, data.fingerprint)
-        if is_finished(root / member.name, config_hash, member.snapshots):
-            log.info("%s: already finished, skipped", member.name)
-            status[member.name] = "finished earlier"
-            continue
-        jobs.append(MemberJob(member.name, root / member.name, config_hash, bar_position=len(jobs)))
+        for seed in family.replicates():
+            member_dir = replicate_dir(root, family, seed) / member.name
+            config_hash = member_config_hash(family, member, data.fingerprint, seed)
+            if is_finished(member_dir, config_hash, member.snapshots):
+                log.info("%s: already finished, skipped", member_dir.relative_to(root))
+                status[member.name, seed] = "finished earlier"
+                continue
+            jobs.append(MemberJob(member.name, member_dir, config_hash, bar_position=len(jobs), seed=seed))
     processes = min(family.parallel_members, len(jobs))
     if processes > 1 and not dist.distributed and on_step is None:
         log.info("training %d members in %d processes", len(jobs), processes)
@@ -143,7 +161,7 @@ def pretrain_family(
             member = family.member(job.member)
             MemberTrainer(
                 member,
-                family.member_train(member),
+                family.member_train(member, job.seed),
                 data,
                 job.member_dir,
                 config_hash=job.config_hash,
@@ -152,7 +170,7 @@ def pretrain_family(
                 dist=dist,
                 tracking=tracking,
             ).train()
-    status.update((job.member, "trained") for job in jobs)
+    status.update(((job.member, job.seed), "trained") for job in jobs)
     return collect_results(family, root, status=status, baseline=baseline, data_report=data.report.lines())
 
 
@@ -160,31 +178,35 @@ def collect_results(
     family: FamilyConfig,
     run_dir: str | Path,
     *,
-    status: dict[str, str] | None = None,
+    status: dict[tuple[str, int | None], str] | None = None,
     baseline: dict[str, float] | None = None,
     data_report: list[str] | None = None,
 ) -> FamilyResult:
-    """Read the held-out metrics of every model of a run directory (missing ones flagged)."""
+    """Read the held-out metrics of every model of a run directory, replicate by replicate
+    (missing ones flagged); ``status`` is keyed by (member, replicate seed)."""
     root = Path(run_dir)
     status = status or {}
     result = FamilyResult(run_dir=root, data_report=data_report or [])
-    models = family_models(family, root)
-    for member in family.members:
-        snapshots = [(f"{member.name}@{s}", "weak", "snapshot") for s in member.snapshots]
-        final_role = "strong" if member.name == family.strong else "weak"
-        for name, role, state in [*snapshots, (member.name, final_role, status.get(member.name, "finished earlier"))]:
-            ok = verify_dir(models[name]) is None
-            meta = read_manifest(models[name]) if ok else {}
-            result.rows.append(
-                ModelRow(
-                    name=name,
-                    role=role,
-                    steps=meta.get("step"),
-                    n_params=_count_params(models[name]) if ok else None,
-                    metrics=meta.get("metrics", {}),
-                    status=state if ok else "not trained",
+    for seed in family.replicates():
+        models = family_models(family, root, seed)
+        for member in family.members:
+            snapshots = [(f"{member.name}@{s}", "weak", "snapshot") for s in member.snapshots]
+            final_role = "strong" if member.name == family.strong else "weak"
+            final = (member.name, final_role, status.get((member.name, seed), "finished earlier"))
+            for name, role, state in [*snapshots, final]:
+                ok = verify_dir(models[name]) is None
+                meta = read_manifest(models[name]) if ok else {}
+                result.rows.append(
+                    ModelRow(
+                        name=name,
+                        role=role,
+                        steps=meta.get("step"),
+                        n_params=_count_params(models[name]) if ok else None,
+                        metrics=meta.get("metrics", {}),
+                        status=state if ok else "not trained",
+                        seed=seed,
+                    )
                 )
-            )
     if baseline is None and (root / "family.json").is_file():
         baseline = json.loads((root / "family.json").read_text())["unigram_baseline"]
     if baseline is not None:

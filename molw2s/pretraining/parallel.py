@@ -35,12 +35,14 @@ _WORKER_DATA: dict[str, PretrainingData] = {}
 
 @dataclass(frozen=True)
 class MemberJob:
-    """One member to train: where, under which configuration hash, at which bar position."""
+    """One member to train: where, under which configuration hash, at which bar position,
+    under which replicate's pretraining seed (None: the member's own ``train.seed``)."""
 
     member: str
     member_dir: Path
     config_hash: str
     bar_position: int
+    seed: int | None = None
 
 
 def member_cost(family: FamilyConfig, member: MemberConfig) -> float:
@@ -124,7 +126,7 @@ def _train_member(
 
     family = FamilyConfig.model_validate(settings)
     member = family.member(job.member)
-    train = family.member_train(member)
+    train = family.member_train(member, job.seed)
     # a CUDA member's host side is its Python loop: more threads would only take cores from the batch workers
     cuda = resolve_device(train.device).type == "cuda"
     torch.set_num_threads(train.num_threads or (1 if cuda else threads))

@@ -12,16 +12,19 @@ def print_results(result: FamilyResult) -> None:
 
     console = Console()
     if not console.is_terminal:  # pipes and logs get 80 columns by default: too narrow
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 120)
     for line in result.data_report:
         console.print(line, highlight=False, markup=False)
     table = Table(title=f"held-out masked-token prediction ({result.run_dir})")
-    for col in ("model", "role", "params", "steps", "accuracy", "MLM loss", "PhysChem R^2", "status"):
+    replicated = any(row.seed is not None for row in result.rows)  # a "seed" column for replicates
+    columns = ("model", *(("seed",) if replicated else ()), "role", "params", "steps")
+    for col in (*columns, "accuracy", "MLM loss", "PhysChem R^2", "status"):
         table.add_column(col, justify="left" if col in ("model", "role", "status") else "right", no_wrap=True)
     for row in result.rows:
         m = row.metrics
         table.add_row(
             row.name,
+            *(("-" if row.seed is None else str(row.seed),) if replicated else ()),
             row.role,
             "-" if row.n_params is None else f"{row.n_params:,}",
             "-" if row.steps is None else str(row.steps),

@@ -33,6 +33,7 @@ from molw2s.pretraining.corpus import PretrainingData
 from molw2s.pretraining.distributed import DistContext, init_distributed
 from molw2s.pretraining.evaluation import evaluate
 from molw2s.pretraining.loader import Batch, BatchOrder, StepBatches, StepLayout, batch_stream, default_workers
+from molw2s.progress import show_progress
 from molw2s.tracking import LOG_DIR, NullLogger, ScalarLogger, Tracking, finite_scalars, open_logger
 from molw2s.training import make_adamw, warmup_decay_schedule
 
@@ -383,7 +384,7 @@ class MemberTrainer:
             initial=self.step,
             desc=self.member.name,
             unit="step",
-            disable=not show,
+            disable=not show_progress(show),
             position=self.bar_position,
         )
         loss_sum, loss_n = torch.zeros((), device=self.dist.device), 0

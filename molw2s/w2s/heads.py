@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from molw2s.config import Seed, StrictModel
 from molw2s.errors import ConfigError, MolW2SError
+from molw2s.progress import show_progress
 from molw2s.w2s.features import DEFAULT_SCALE, FeatureScaling, Scale, check_scale, fit_scaling
 from molw2s.w2s.validation import MAX_BETA, as_matrix, as_vector, check_beta
 
@@ -220,7 +221,9 @@ class SGDHead(LinearHead):
         # the first epoch that ended with non-finite weights, kept on the device and read
         # every CHECK_EVERY epochs, so the loop does not wait for the device once per epoch
         first_bad = torch.full((), epochs, dtype=torch.long, device=device)
-        for epoch in trange(epochs, desc="sgd head", unit="epoch", disable=not self.progress, leave=False):
+        for epoch in trange(
+            epochs, desc="sgd head", unit="epoch", disable=not show_progress(self.progress), leave=False
+        ):
             order = torch.randperm(n, generator=gen, device=device)
             for start in range(0, n, int(self.batch_size)):
                 idx = order[start : start + int(self.batch_size)]
