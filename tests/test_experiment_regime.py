@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from molw2s.experiment.regime import model_regime, task_regime
-from molw2s.w2s.metrics import pgr_of_means
 from molw2s.experiment.selection import selection_regret
+from molw2s.w2s.metrics import pgr_of_means
 
 
 def _cells(rows):

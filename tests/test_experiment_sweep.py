@@ -103,9 +103,10 @@ def test_evaluation_report_on_synthetic_family(tmp_path):
     assert head["verdict"].startswith("supports")
     assert rho[("M", "predgap")]["value"] > 0.9
     assert task["predgap_check_spearman"] > 0.9
-    assert "Verdict: supports" in task["interpretation"] and "not weaker than the ceiling by 10%: w0" in task[
-        "interpretation"
-    ]
+    assert (
+        "Verdict: supports" in task["interpretation"]
+        and "not weaker than the ceiling by 10%: w0" in task["interpretation"]
+    )
     regret = {r["criterion"]: r for r in task["selection_regret"]}
     assert regret["M"]["mean regret (RMSE)"] == pytest.approx(0.0)
     for name in (

@@ -163,7 +163,7 @@ def cluster_bootstrap(
     confidence: float,
     rng: np.random.Generator,
     statistic_draws: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Percentile cluster bootstrap over weak models: (point, low, high, n_dropped).
 
     ``statistic(picks)`` maps a (B, n_models) array of model indices (each row drawn with

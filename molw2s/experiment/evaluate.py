@@ -25,6 +25,7 @@ from molw2s.experiment.run_statistics import (
 from molw2s.experiment.summary import interval_text, provenance
 from molw2s.io import atomic_path, safe_filename, write_json_atomic, write_text_atomic
 
+
 def evaluate(
     rows: Sequence[dict[str, Any]],
     config: ExperimentConfig,
@@ -94,7 +95,10 @@ def _first_seed_spectra(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, list[
         return None
     first = min((r.get("replicate", 0), r["seed"]) for r in rows)
     picked = [r for r in rows if (r.get("replicate", 0), r["seed"]) == first]
-    spectra = {f"strong ({picked[0]['strong']})": picked[0]["spectrum_s"], **{r["weak"]: r["spectrum_w"] for r in picked}}
+    spectra = {
+        f"strong ({picked[0]['strong']})": picked[0]["spectrum_s"],
+        **{r["weak"]: r["spectrum_w"] for r in picked},
+    }
     ks = {f"strong ({picked[0]['strong']})": picked[0]["k_s"], **{r["weak"]: r["k_w"] for r in picked}}
     return spectra, ks
 
@@ -114,19 +118,21 @@ def _setup_text(config: ExperimentConfig, cells: pd.DataFrame) -> str:
             else ""
         )
         + f"Headline k rule: {cells['rule_label'].iloc[0] if len(cells) else '-'}. "
-        "Errors: test MSE in the cells; the tables give RMSE in the task's units (root of the seed-mean MSE +- sd over seeds). "
+        "Errors: test MSE in the cells; the tables give RMSE in the task's units "
+        "(root of the seed-mean MSE +- sd over seeds). "
         f"A weak model enters the headline when it is not a controlled model and its seed-mean Err_w is at least "
         f"{1 + ev.margin:g} x Err_sc{'' if ev.exclude_not_weaker else ' (here: also when it is not)'}. "
         "Correlations are Spearman's, over one point per independent source (layer and pooling variants of a "
-        "checkpoint are one source), with permutation p-values (exact up to 8 sources, Monte Carlo beyond), "
-        f"{ev.confidence:.0%} intervals of the method whose coverage is checked by simulation, the leave-one-source-out "
-        f"range, and no verdict below {ev.min_sources} sources. PGR is computed from seed-mean errors."
+        "checkpoint are one source), with permutation p-values (exact up to 9 sources, Monte Carlo beyond), "
+        f"{ev.confidence:.0%} Fisher-z intervals (Bonett-Wright; coverage checked by simulation), the "
+        f"leave-one-source-out range, and no verdict below {ev.min_sources} sources. PGR is computed from seed-mean "
+        "errors."
     )
 
 
 def _tests_table(te: TaskEvaluation) -> pd.DataFrame:
     corr = te.corr[te.corr.measured == "err_w2s"]
-    frame = pd.DataFrame(
+    frame: pd.DataFrame = pd.DataFrame(
         {
             "predictor": [NAMES.get(p, p) for p in corr.predictor],
             "expected sign": ["+" if s > 0 else "-" if s < 0 else "none" for s in corr.expected_sign],

@@ -29,8 +29,11 @@ from molw2s.analysis.inference import (
     rho_interval,
     verdict_words,
 )
-from molw2s.experiment.model_info import CONTROLLED_SOURCE as CONTROLLED
+from molw2s.experiment.model_info import CONTROLLED_SOURCE
 from molw2s.w2s.metrics import pgr_of_means
+
+#: the source of every controlled model (never independent evidence)
+CONTROLLED = CONTROLLED_SOURCE
 
 #: the sign theory expects of rho(predictor, measured); pairs not listed have no expected sign.
 #: Err_w2s rises with M, M_F, PredGap_hat and Err_w; Charikar et al.: Err_w2s <= Err_w - Misfit,
@@ -57,7 +60,9 @@ def source_cells(cells: pd.DataFrame, keys: Sequence[str] = ("seed",)) -> pd.Dat
     """One row per (source, *keys): the mean of every numeric column over the source's
     models, with ``pgr`` recomputed from the mean errors, the source's ``kind`` and
     ``n_models`` the models merged."""
-    numeric = [c for c in cells.columns if c not in _LABELS and c not in keys and pd.api.types.is_numeric_dtype(cells[c])]
+    numeric = [
+        c for c in cells.columns if c not in _LABELS and c not in keys and pd.api.types.is_numeric_dtype(cells[c])
+    ]
     grouped = cells.groupby(["source", *keys], sort=True)
     out = grouped[numeric].mean()
     out["n_models"] = grouped["weak"].nunique()
@@ -69,7 +74,9 @@ def source_points(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per source: the mean over its seeds and replicates of :func:`source_cells`'
     rows (PGR of the means)."""
     drop = {"seed", "replicate", "n_models"}
-    numeric = [c for c in cells.columns if c not in _LABELS and c not in drop and pd.api.types.is_numeric_dtype(cells[c])]
+    numeric = [
+        c for c in cells.columns if c not in _LABELS and c not in drop and pd.api.types.is_numeric_dtype(cells[c])
+    ]
     grouped = cells.groupby("source", sort=True)
     out = grouped[numeric].mean()
     out["n_models"] = grouped["n_models"].max()

@@ -65,7 +65,8 @@ class TaskRegime:
         if self.status == "w2s":
             return (
                 f"{task} is a W2S regime: every one of the {self.n_candidates} weak models is weaker than the "
-                f"strong ceiling by at least {self.margin:.0%} (seed-mean Err_w >= {1 + self.margin:g} Err_sc); {share}."
+                f"strong ceiling by at least {self.margin:.0%} (seed-mean Err_w >= {1 + self.margin:g} Err_sc); "
+                f"{share}."
             )
         listed = ", ".join(self.not_weaker)
         if self.status == "none":

@@ -194,7 +194,8 @@ def replicate_tests(candidates: pd.DataFrame, settings: EvaluationSettings) -> p
             min_sources=settings.min_sources,
         )
         records.append({"replicate": replicate, **_test_record(test)})
-    return pd.DataFrame(records)
+    frame: pd.DataFrame = pd.DataFrame(records)
+    return frame
 
 
 def _test_record(t: CorrelationTest) -> dict[str, Any]:
@@ -261,7 +262,7 @@ def interpret(
         same = replicates["verdict"].nunique() == 1
         text += (
             f"Across {len(replicates)} pretraining replicates rho(M, Err_w2s) ranges from {np.nanmin(rhos):.2f} to "
-            f"{np.nanmax(rhos):.2f}; the verdict is {'the same in every replicate' if same else 'NOT the same in every replicate'}. "
+            f"{np.nanmax(rhos):.2f}; the verdict is {'the same' if same else 'NOT the same'} in every replicate. "
         )
     text += (
         f"The label-based PredGap_hat and the measured PredGap rank-agree with rho {check_rho:.2f} over the "
@@ -283,15 +284,18 @@ def _expected_sign_sentence(tests: Sequence[CorrelationTest]) -> str:
     if not signed:
         return ""
     best = max(signed, key=lambda t: t.expected_sign * t.value)
+    name = NAMES.get(best.predictor, best.predictor)
     text = (
-        f"Judged with its expected sign, the predictor that ranks Err_w2s best is {NAMES.get(best.predictor, best.predictor)} "
+        f"Judged with its expected sign, the predictor that ranks Err_w2s best is {name} "
         f"(rho {best.value:.2f}, expected {'+' if best.expected_sign > 0 else '-'}, p = {best.p_value:.3g})."
     )
     wrong = [t for t in signed if t.verdict.startswith("contradicts")]
     if wrong:
-        text += " Significant with the wrong sign: " + ", ".join(
-            f"{NAMES.get(t.predictor, t.predictor)} (rho {t.value:.2f})" for t in wrong
-        ) + "."
+        text += (
+            " Significant with the wrong sign: "
+            + ", ".join(f"{NAMES.get(t.predictor, t.predictor)} (rho {t.value:.2f})" for t in wrong)
+            + "."
+        )
     return text
 
 
@@ -337,7 +341,12 @@ def evaluate_task(
     measured = [*MEASURED, *(c for c in FINETUNED if c in part.columns and part[c].notna().any())]
     predictors = [p for p in PREDICTORS if p in part.columns and part[p].notna().any()]
     tests = correlation_tests(
-        points, predictors, measured, confidence=settings.confidence, min_sources=settings.min_sources, seed=settings.seed
+        points,
+        predictors,
+        measured,
+        confidence=settings.confidence,
+        min_sources=settings.min_sources,
+        seed=settings.seed,
     )
     check_rho = (
         correlation(candidates["predgap_hat"].to_numpy(float), candidates["predgap"].to_numpy(float), "spearman")

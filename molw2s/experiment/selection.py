@@ -80,17 +80,17 @@ def selection_regret(
         regrets[RANDOM].append(float(rmse.mean()) - best)
         relative[RANDOM].append((float(rmse.mean()) - best) / best)
     records = []
-    for name, values in regrets.items():
-        low, high = _t_interval(values, confidence)
+    for name, unit_regrets in regrets.items():
+        low, high = _t_interval(unit_regrets, confidence)
         records.append(
             {
                 "criterion": name,
-                "mean regret (RMSE)": float(np.mean(values)) if values else float("nan"),
+                "mean regret (RMSE)": float(np.mean(values)) if unit_regrets else float("nan"),
                 "CI low": low,
                 "CI high": high,
-                "mean relative regret": float(np.mean(relative[name])) if values else float("nan"),
-                "picked the best": f"{hits[name]}/{len(values)}" if name != RANDOM else "-",
-                "units": len(values),
+                "mean relative regret": float(np.mean(relative[name])) if unit_regrets else float("nan"),
+                "picked the best": f"{hits[name]}/{len(unit_regrets)}" if name != RANDOM else "-",
+                "units": len(unit_regrets),
                 "candidates": int(np.median([len(u) for u in units])) if units else 0,
             }
         )

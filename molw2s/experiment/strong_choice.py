@@ -23,8 +23,8 @@ def run_cells(run_dir: Path) -> pd.DataFrame:
     path = next((p for p in (run_dir / "report" / "cells.csv", run_dir / "cells.csv") if p.is_file()), None)
     if path is None:
         raise DataError(f"no cells.csv in {run_dir / 'report'}: has `molw2s run` finished there?")
-    cells = pd.read_csv(path)
-    return cells.assign(strong_model=f"{results['config']['strong']} ({results['name']})")
+    cells: pd.DataFrame = pd.read_csv(path).assign(strong_model=f"{results['config']['strong']} ({results['name']})")
+    return cells
 
 
 def compare_strong(run_dirs: Sequence[Path], *, confidence: float = 0.95) -> dict[str, pd.DataFrame]:

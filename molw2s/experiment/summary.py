@@ -101,7 +101,14 @@ def headline_markdown(results: dict[str, Any]) -> str:
     """The Markdown table of the headline per task: the regime, the number of independent
     sources, Spearman rho [interval] with its permutation p-value for each headline pair,
     M's verdict, the PredGap_hat-vs-PredGap check, and the provenance line."""
-    header = ["task", "regime", "sources", *(label for _, _, label in HEADLINE), "verdict (M vs Err_w2s)", "PredGap check"]
+    header = [
+        "task",
+        "regime",
+        "sources",
+        *(label for _, _, label in HEADLINE),
+        "verdict (M vs Err_w2s)",
+        "PredGap check",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for task, res in results["tasks"].items():
         corr = {(c["predictor"], c["measured"]): c for c in res["correlations"]}
