@@ -70,10 +70,10 @@ def selection_regret(
         rmse = np.sqrt(unit["err_w2s"].to_numpy(float))
         best = float(rmse.min())
         for name, score in criteria.items():
-            values = score(unit).to_numpy(float)
-            if not np.isfinite(values).any():
+            scores = score(unit).to_numpy(float)
+            if not np.isfinite(scores).any():
                 continue
-            pick = int(np.nanargmin(values))
+            pick = int(np.nanargmin(scores))
             regrets[name].append(float(rmse[pick]) - best)
             relative[name].append((float(rmse[pick]) - best) / best)
             hits[name] += int(rmse[pick] == best)
@@ -85,7 +85,7 @@ def selection_regret(
         records.append(
             {
                 "criterion": name,
-                "mean regret (RMSE)": float(np.mean(values)) if unit_regrets else float("nan"),
+                "mean regret (RMSE)": float(np.mean(unit_regrets)) if unit_regrets else float("nan"),
                 "CI low": low,
                 "CI high": high,
                 "mean relative regret": float(np.mean(relative[name])) if unit_regrets else float("nan"),
