@@ -97,7 +97,7 @@ def real(run: Path, task_name: str | None, root: Path | None) -> None:
     ]
     weak = sorted({name for name, _ in rows})
     n_hat = rows[0][1]["n_hat"]
-    print(f"{run.name} / {task.name}: strong {config.strong}, {len(weak)} weak models, {len(rows)} cells, n_hat {n_hat}")
+    print(f"{run.name} / {task.name}: strong {config.strong}, {len(weak)} weak, {len(rows)} cells, n_hat {n_hat}")
     err = {w: np.mean([r["err_w2s"] for n, r in rows if n == w]) for w in weak}
     for rule in RULES:
         label = rule_label(rule)
