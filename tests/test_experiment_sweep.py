@@ -133,19 +133,20 @@ def test_config_rejects_strong_listed_as_weak():
     assert ConfigError  # the loader wraps these into ConfigError (tested in test_foundation)
 
 
-def test_a_cached_cell_without_a_new_key_is_recomputed_not_a_key_error(tmp_path, caplog):
-    """Adding a predictor baseline (a key of every row) needs no version bump: a cell file
-    written without it is stale, recomputed, and the log names the file."""
+@pytest.mark.parametrize("new", ["cka", "spectrum_w"])
+def test_a_cached_cell_without_a_new_key_is_recomputed_not_a_key_error(tmp_path, caplog, new):
+    """Adding a predictor baseline or a row key (a key of every row) needs no version bump:
+    a cell file written without it is stale, recomputed, and the log names the file."""
     fam, reps, config, splits = _setup(tmp_path, n_seeds=1)
     sweep_task("synth", fam.y, reps, splits, config, tmp_path / "cells", progress=False)
     path = sorted((tmp_path / "cells").iterdir())[0]
-    old = {k: v for k, v in read_json_checked(path).items() if k != "cka"}  # as before "cka" existed
+    old = {k: v for k, v in read_json_checked(path).items() if k != new}  # as before the key existed
     write_json_checked(path, {**old, "M": -1.0})
     with caplog.at_level("WARNING"):
         rows = sweep_task("synth", fam.y, reps, splits, config, tmp_path / "cells", progress=False)
-    assert all("cka" in r and r["M"] != -1.0 for r in rows)
-    assert f"{path} is stale (written without cka)" in caplog.text
-    assert "cka" in read_json_checked(path)
+    assert all(new in r and r["M"] != -1.0 for r in rows)
+    assert f"{path} is stale (written without {new})" in caplog.text
+    assert new in read_json_checked(path)
     evaluate(rows, config, tmp_path / "report")  # reads every predictor column
 
 

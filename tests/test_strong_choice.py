@@ -34,7 +34,7 @@ def _cells(err_w2s, m, k_s, err_sc, missed=0.3):
             "M_F": missed * k_s,
             "k_s": k_s,
             "err_sc": err_sc,
-        }  # fmt: skip
+        }
         for s in range(3)
         for i, w in enumerate(("a", "b"))
     ]
