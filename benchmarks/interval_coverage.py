@@ -4,11 +4,12 @@
 1. Coverage of nominal 95% intervals for Spearman's rho: data sets of n bivariate normal
    points with a known population Spearman rho_s (Pearson r = 2 sin(pi rho_s / 6)),
    n in {8, 12, 16, 24, 32}, rho_s in {0, 0.5, 0.8}. Intervals: the percentile bootstrap
-   over points (what ``correlations.bootstrap_correlations`` draws with one seed per
-   model), the Fisher-z interval with the Bonett-Wright variance (1 + r^2/2)/(n - 3)
-   (``rho_interval``) and, for comparison, Fisher-z with Fieller's 1.06/(n - 3). For each:
-   coverage, mean width, how often the interval excludes 0, and how often "excludes 0"
-   agrees with the permutation test's "p <= 0.05".
+   over points (the cluster bootstrap over weak models that the evaluation used before it
+   moved to one point per source, with one seed per model), the Fisher-z interval with the
+   Bonett-Wright variance (1 + r^2/2)/(n - 3) (``rho_interval``) and, for comparison,
+   Fisher-z with Fieller's 1.06/(n - 3). For each: coverage, mean width, how often the
+   interval excludes 0, and how often "excludes 0" agrees with the permutation test's
+   "p <= 0.05".
 2. The smallest |rho| the permutation test calls significant (``min_detectable_rho``),
    n = 5..32, two-sided and one-sided, Spearman and Kendall.
 3. Power of the two-sided Spearman test against true rho_s, n = 5..32, and the smallest

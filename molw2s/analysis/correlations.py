@@ -1,49 +1,24 @@
-"""Rank and linear correlations between predictors and measured W2S quantities,
-with cluster-bootstrap confidence intervals over weak models (optionally also over seeds).
+"""Batched correlation kernels and the cluster bootstrap of
+:mod:`molw2s.analysis.paired`.
 
-The point estimate correlates, across weak models, each model's mean over seeds (and
-splits) of the predictor with its mean of the measured quantity. The bootstrap redraws
-weak models with replacement (a cluster bootstrap: each drawn model brings all its
-seeds), and with ``resample="models_and_seeds"`` also redraws the seeds inside each
-drawn model, then recomputes the seed means and the correlation. The default is
-``"models"``: redrawing only three or so seeds per model adds noise to every mean,
-which attenuates the resampled correlations towards zero, so the two-stage percentile
-interval is biased low and can even exclude the point estimate (docs/experiment.md).
-Resamples in which either side is constant have no defined correlation; they are
-skipped and counted.
+:func:`batched_correlations` computes Spearman, Kendall (tau-b) or Pearson correlations of
+many rows at once in numpy (the values of ``scipy.stats``, tested), so that a bootstrap's
+or a permutation test's resamples cost one call. :func:`cluster_bootstrap` is a percentile
+bootstrap over weak models: each resample redraws the models with replacement (a drawn
+model brings all its seeds) and evaluates a vectorised statistic on every resample in one
+call; resamples in which a statistic is undefined are skipped and counted per statistic.
+The run's correlations themselves (one point per independent source, permutation p-values,
+Fisher-z intervals) are computed by :mod:`molw2s.experiment.evidence` with
+:mod:`molw2s.analysis.inference`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
 METHODS = ("spearman", "kendall", "pearson")
-RESAMPLING = ("models", "models_and_seeds")
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """One correlation with its bootstrap interval."""
-
-    predictor: str
-    measured: str
-    method: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n_models: int
-    n_rows: int
-    n_boot: int
-    n_boot_degenerate: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form for JSON/CSV."""
-        return asdict(self)
 
 
 def correlation(x: np.ndarray, y: np.ndarray, method: str) -> float:
@@ -121,40 +96,6 @@ def _kendall_tau_b_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return clipped
 
 
-def bootstrap_correlations(
-    table: pd.DataFrame,
-    predictors: Sequence[str],
-    measured: Sequence[str],
-    *,
-    model_col: str = "weak",
-    methods: Sequence[str] = METHODS,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    resample: str = "models",
-) -> list[Correlation]:
-    """Correlate every predictor column with every measured column across weak models.
-
-    ``table`` has one row per (weak model, seed/split) cell. Rows with a missing value in
-    either column of a pair are left out of that pair only.
-    """
-    if resample not in RESAMPLING:
-        raise ValueError(f"resample must be one of {RESAMPLING}, got {resample!r}")
-    missing = [c for c in [model_col, *predictors, *measured] if c not in table.columns]
-    if missing:
-        raise KeyError(f"columns not in the results table: {missing}; have {list(table.columns)}")
-    rng = np.random.default_rng(seed)
-    out: list[Correlation] = []
-    for p in predictors:
-        for m in measured:
-            sub = table[[model_col, p, m]].dropna()
-            groups = [g[[p, m]].to_numpy(float) for _, g in sub.groupby(model_col, sort=True)]
-            out.extend(
-                _pair_correlations(groups, p, m, methods, n_boot, confidence, rng, resample == "models_and_seeds")
-            )
-    return out
-
-
 def cluster_bootstrap(
     n_models: int,
     statistic: Callable[[np.ndarray], np.ndarray],
@@ -162,25 +103,20 @@ def cluster_bootstrap(
     n_boot: int,
     confidence: float,
     rng: np.random.Generator,
-    statistic_draws: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Percentile cluster bootstrap over weak models: (point, low, high, n_dropped).
 
     ``statistic(picks)`` maps a (B, n_models) array of model indices (each row drawn with
     replacement) to a (B, k) array of values; the point estimate uses every model once.
-    The resamples are drawn one after another from ``rng`` and passed in one call, or, when
-    the statistic draws from ``rng`` itself (``statistic_draws``), one per call right after
-    each draw (so the stream of draws does not depend on the batching). A resample in which
-    a statistic is undefined (NaN) is skipped for that statistic and counted in its entry of
-    ``n_dropped`` (one count per statistic). With fewer than 3 models no interval is drawn
-    (NaN bounds).
+    The resamples are drawn one after another from ``rng`` (the draws of a plain loop) and
+    passed in one call. A resample in which a statistic is undefined (NaN) is skipped for
+    that statistic and counted in its entry of ``n_dropped`` (an int array, one count per
+    statistic). With fewer than 3 models no interval is drawn (NaN bounds, no drops).
     """
     point = statistic(np.arange(n_models)[None])[0]
     k = len(point)
     if n_models < 3 or n_boot == 0:
         values = np.empty((0, k))
-    elif statistic_draws:
-        values = np.array([statistic(rng.integers(0, n_models, size=n_models)[None])[0] for _ in range(n_boot)])
     else:
         values = statistic(np.array([rng.integers(0, n_models, size=n_models) for _ in range(n_boot)]))
     dropped = (~np.isfinite(values)).sum(axis=0).astype(int)
@@ -191,57 +127,3 @@ def cluster_bootstrap(
         if len(column):
             low[j], high[j] = np.quantile(column, [alpha, 1 - alpha])
     return point, low, high, dropped
-
-
-def _pair_correlations(
-    groups: list[np.ndarray],
-    predictor: str,
-    measured: str,
-    methods: Sequence[str],
-    n_boot: int,
-    confidence: float,
-    rng: np.random.Generator,
-    resample_seeds: bool,
-) -> list[Correlation]:
-    n_models = len(groups)
-    n_rows = int(sum(len(g) for g in groups))
-    means = np.array([g.mean(axis=0) for g in groups]) if groups else np.empty((0, 2))
-
-    def statistic(picks: np.ndarray) -> np.ndarray:
-        if picks.shape[1] < 2:
-            return np.full((len(picks), len(methods)), np.nan)
-        if resample_seeds and not np.array_equal(picks, np.arange(n_models)[None]):
-            sample = np.array([[_resampled_mean(groups[i], rng) for i in pick] for pick in picks])
-        else:
-            sample = means[picks]  # (B, n_models, 2)
-        return np.stack([batched_correlations(sample[..., 0], sample[..., 1], m) for m in methods], axis=1)
-
-    point, low, high, dropped = cluster_bootstrap(
-        n_models, statistic, n_boot=n_boot, confidence=confidence, rng=rng, statistic_draws=resample_seeds
-    )
-    return [
-        Correlation(
-            predictor,
-            measured,
-            m,
-            float(point[k]),
-            float(low[k]),
-            float(high[k]),
-            n_models,
-            n_rows,
-            n_boot if n_models >= 3 else 0,
-            int(dropped[k]),
-        )
-        for k, m in enumerate(methods)
-    ]
-
-
-def _resampled_mean(group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    mean: np.ndarray = group[rng.integers(0, len(group), size=len(group))].mean(axis=0)
-    return mean
-
-
-def correlations_frame(results: Sequence[Correlation]) -> pd.DataFrame:
-    """The correlations as a DataFrame, one row per (predictor, measured, method)."""
-    frame: pd.DataFrame = pd.DataFrame([r.to_dict() for r in results])
-    return frame
