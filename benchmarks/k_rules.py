@@ -7,7 +7,7 @@ family across its 8 weak models (M should rise with the angle); on the real task
 the weak models' seed means, and over all cells. Every cell is computed once; the rules
 are its primary rule and sensitivity rules (``molw2s.experiment.cell.run_cell``).
 
-    python benchmarks/k_rules.py [--run /work/main/runs/quickstart] [--task nci_logp] [--no-synthetic]
+    python benchmarks/k_rules.py [--run runs/quickstart] [--task nci_logp] [--no-synthetic]
 
 The real part loads ``RUN/config.yaml`` from the folder the run was started in (default:
 two levels above RUN) and reads the cached embeddings; it writes nothing to the run.
@@ -114,7 +114,7 @@ def real(run: Path, task_name: str | None, root: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, default=Path("/work/main/runs/quickstart"))
+    parser.add_argument("--run", type=Path, default=Path("runs/quickstart"), help="a finished run directory")
     parser.add_argument("--task", default=None, help="a task of the run (default: its first)")
     parser.add_argument("--root", type=Path, default=None, help="the folder the run was started in")
     parser.add_argument("--no-synthetic", action="store_true")
