@@ -199,7 +199,9 @@ def test_two_fresh_runs_give_identical_results_and_report_prints_them(experiment
         for c in first["tasks"]["nci_tpsa"]["correlations"]
         if c["predictor"] == "M" and c["measured"] == "err_w2s" and c["method"] == "spearman"
     )
-    assert f"| nci_tpsa | 3 | {rho['value']:.2f} " in out.output and "commit" in out.output
+    status = first["tasks"]["nci_tpsa"]["regime"]["status"]
+    assert f"| nci_tpsa | {status} | {rho['n_sources']} | {rho['value']:.2f} " in out.output
+    assert "commit" in out.output and "logical cores" in out.output
 
 
 def test_weak_family_expands_without_more_pretraining(experiment_yaml, tmp_path):

@@ -218,5 +218,8 @@ def _emit(row: dict[str, Any], as_json: bool, first: tuple[str, ...]) -> None:
     width = max(len(k) for k in keys)
     for key in keys:
         value = row[key]
-        text = "n/a" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+        if isinstance(value, list):
+            text = f"{len(value)} values (--json prints them)"
+        else:
+            text = "n/a" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
         typer.echo(f"{key:<{width}}  {text}")

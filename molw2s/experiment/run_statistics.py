@@ -260,9 +260,14 @@ def interpret(
     if replicates is not None:
         rhos = replicates["rho"].to_numpy(float)
         same = replicates["verdict"].nunique() == 1
+        spread = (
+            f"ranges from {np.nanmin(rhos):.2f} to {np.nanmax(rhos):.2f}"
+            if np.isfinite(rhos).any()
+            else "is undefined in every replicate"
+        )
         text += (
-            f"Across {len(replicates)} pretraining replicates rho(M, Err_w2s) ranges from {np.nanmin(rhos):.2f} to "
-            f"{np.nanmax(rhos):.2f}; the verdict is {'the same' if same else 'NOT the same'} in every replicate. "
+            f"Across {len(replicates)} pretraining replicates rho(M, Err_w2s) {spread}; the verdict is "
+            f"{'the same' if same else 'NOT the same'} in every replicate. "
         )
     text += (
         f"The label-based PredGap_hat and the measured PredGap rank-agree with rho {check_rho:.2f} over the "
