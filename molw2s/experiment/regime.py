@@ -62,6 +62,8 @@ class TaskRegime:
     def sentence(self, task: str) -> str:
         """The regime in words, with the numbers behind it."""
         share = f"Gain > 0 in {self.cells_gain_positive} of {self.n_cells} cells ({self.gain_positive_share:.0%})"
+        if self.gain_positive_share < 0.5:
+            share += ": the W2S student beats its weak teacher in fewer than half of them"
         if self.status == "w2s":
             return (
                 f"{task} is a W2S regime: every one of the {self.n_candidates} weak models is weaker than the "
