@@ -46,7 +46,8 @@ class TaskSpec(StrictModel):
     """Display name in results (default: the registry name, or the CSV file's stem)."""
     smiles_col: str | None = None
     label_col: str | None = None
-    duplicates: DuplicatePolicy = "keep"
+    duplicates: DuplicatePolicy = "mean"
+    """One row per molecule (mean label), so no molecule can sit in two parts; keep, first, error."""
     bad_labels: BadLabelPolicy = "error"
     standardize: StandardizeOptions = StandardizeOptions()
     max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)
