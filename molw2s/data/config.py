@@ -41,7 +41,7 @@ class TaskSpec(StrictModel):
     """
 
     name: str
-    """ESOL, FreeSolv, Lipop, nci_logp, nci_tpsa, nci_mr, or a path to a CSV file."""
+    """ESOL, FreeSolv, Lipop, a demo task (nci_logp, nci_tpsa, nci_bertz, ...), or a path to a CSV file."""
     label: SafeName | None = None
     """Display name in results (default: the registry name, or the CSV file's stem)."""
     smiles_col: str | None = None

@@ -88,8 +88,6 @@ DEMO_TASKS: dict[str, tuple[str, str]] = {
     "nci_qed": ("qed", "QED drug-likeness (Bickerton et al. 2012, 0..1) computed by RDKit on NCI 5k"),
     "nci_fsp3": ("FractionCSP3", "fraction of sp3 carbons among all carbons, computed by RDKit on NCI 5k"),
     "nci_bertz": ("BertzCT", "Bertz molecular complexity index computed by RDKit on NCI 5k"),
-    "nci_balabanj": ("BalabanJ", "Balaban's J topological index computed by RDKit on NCI 5k"),
-    "nci_kappa3": ("Kappa3", "Kier's third shape index kappa3 computed by RDKit on NCI 5k"),
 }
 
 _GUACAMOL = {
