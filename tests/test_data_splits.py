@@ -173,12 +173,61 @@ def test_validate_split_accepts_numpy():
     assert split.sizes() == {"train": 3, "valid": 1, "test": 0}
 
 
+def test_to_positions_merged_duplicates_follow_their_twin_into_the_earliest_part():
+    # rows 1 and 4 hold one molecule (kept: row 1), rows 2, 5, 6 another (kept: row 2)
+    split = Split(np.array([0, 4]), np.array([1, 2, 3]), np.array([5, 6, 7]))
+    row_index = np.array([0, 1, 2, 3, 7])
+    duplicates = [np.array([1, 4]), np.array([2, 5, 6])]
+    mapped = to_positions(split, row_index, duplicates)
+    assert mapped.split.as_dict() == {"train": [0, 1], "valid": [2, 3], "test": [4]}
+    assert {k: v.tolist() for k, v in mapped.moved.items()} == {"valid": [1], "test": [5, 6]}
+    assert mapped.n_moved() == 3 and mapped.n_dropped() == 0
+    legacy = to_positions(split, row_index)  # without the groups, the twins' rows are dropped
+    assert legacy.split.as_dict() == {"train": [0], "valid": [1, 2, 3], "test": [4]} and legacy.n_dropped() == 3
+    kept = to_positions(split, np.arange(8), duplicates)  # policy keep: every row is its own position
+    assert kept.split.as_dict() == split.as_dict() and not kept.moved
+
+
+@pytest.mark.parametrize("seed", [122, 123, 124])
+def test_paper_split_with_merged_duplicates_puts_each_molecule_in_one_part(moleculenet_dir, seed):
+    esol = load_task("ESOL", data_dir=moleculenet_dir)  # default policy mean: 11 groups merged
+    rows = paper_split("ESOL", seed, moleculenet_dir)
+    mapped = to_positions(rows, esol.row_index, esol.duplicates)
+    parts = {p: {esol.smiles[i] for i in getattr(mapped.split, p)} for p in ("train", "valid", "test")}
+    assert not (parts["train"] & parts["valid"] or parts["train"] & parts["test"] or parts["valid"] & parts["test"])
+    assert sum(mapped.split.sizes().values()) == len(esol) == 1117 and mapped.n_dropped() == 0
+    group_of = {int(r): g for g in esol.duplicates for r in g}
+    for part, moved in mapped.moved.items():
+        for row in moved.tolist():  # its molecule sits in an earlier part, from which a twin came
+            assert esol.smiles[int(np.flatnonzero(esol.row_index == group_of[row][0])[0])] in (
+                parts["train"] if part == "valid" else parts["train"] | parts["valid"]
+            )
+    unmoved = {p: set(getattr(rows, p).tolist()) - set(mapped.moved.get(p, np.array([])).tolist()) for p in parts}
+    for part in parts:  # every other row indexes its own molecule or its kept twin, in its own part
+        for row in unmoved[part]:
+            kept_row = int(group_of[row][0]) if row in group_of else row
+            assert esol.smiles[int(np.flatnonzero(esol.row_index == kept_row)[0])] in parts[part]
+
+
+def test_split_task_file_split_with_twins_across_parts(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("smiles,y\nCCO,1\nCCCO,2\nOCC,3\nCCCCO,4\nCCCCCO,5\nOCCC,6\n")  # rows 0/2 and 1/5 are twins
+    save_split_file(Split(np.array([0, 1, 3, 4]), np.array([2]), np.array([5])), tmp_path / "s.json")
+    spec = SplitSpec(method="file", path=tmp_path / "s.json", n_weak=2, n_strong=2)
+    task = load_task(str(f))
+    out = split_task(task, spec, 0)
+    assert task.y.tolist() == [2.0, 4.0, 4.0, 5.0] and task.row_index.tolist() == [0, 1, 3, 4]
+    assert out.split.as_dict() == {"train": [0, 1, 2, 3], "valid": [], "test": []} and not out.dropped
+    leaky = split_task(load_task(str(f), duplicates="keep"), spec, 0)
+    assert leaky.split.as_dict() == {"train": [0, 1, 3, 4], "valid": [2], "test": [5]}
+
+
 def test_split_task_maps_file_rows_and_draws_w2s(moleculenet_dir, tmp_path):
     esol = load_task("ESOL", data_dir=moleculenet_dir)
     paper = split_task(esol, SplitSpec(method="paper"), 122, data_dir=moleculenet_dir)
     same = split_task(esol, SplitSpec(method="random"), 122)
     assert paper.split.as_dict() == same.split.as_dict() and not paper.dropped
-    assert len(paper.w2s.weak) == len(paper.w2s.strong) == 451
+    assert len(paper.w2s.weak) == len(paper.w2s.strong) == len(paper.split.train) // 2 == 447
     assert set(paper.w2s.weak) <= set(paper.split.train.tolist())
     f = tmp_path / "t.csv"
     f.write_text("smiles,y\n" + "".join(f"{'C' * (i + 1)}O,{i}\n" for i in range(9)) + "C1CC,9\n")

@@ -39,7 +39,7 @@ def _moleculenet_layout(moleculenet_dir, folder):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_real_tasks_load_with_published_row_counts(moleculenet_dir, name):
-    task = load_task(name, data_dir=moleculenet_dir, download=False)
+    task = load_task(name, data_dir=moleculenet_dir, download=False, duplicates="keep")
     _header, *body = _rows(moleculenet_dir / f"{name}.csv.gz")
     assert task.n_rows == len(task) == EXPECTED[name] == len(body)
     assert task.row_index.tolist() == list(range(EXPECTED[name]))
@@ -48,12 +48,19 @@ def test_real_tasks_load_with_published_row_counts(moleculenet_dir, name):
     assert task.smiles[1] == Chem.MolToSmiles(Chem.MolFromSmiles(body[1][0]))
 
 
-def test_esol_duplicates_are_reported_not_dropped(moleculenet_dir):
-    task = load_task("esol", data_dir=moleculenet_dir)
-    assert len(task.duplicates) == 11 and len(task) == 1128
+def test_esol_duplicates_are_reported_and_merged_by_default(moleculenet_dir):
+    kept = load_task("esol", data_dir=moleculenet_dir, duplicates="keep")
+    assert len(kept.duplicates) == 11 and len(kept) == 1128
+    for group in kept.duplicates:
+        assert len({kept.smiles[int(r)] for r in group}) == 1
+    assert "11 molecule(s) appear more than once" in kept.report()
+    task = load_task("esol", data_dir=moleculenet_dir)  # default: mean
+    assert task.duplicate_policy == "mean" and len(task) == 1128 - 11 and len(set(task.smiles)) == len(task)
+    assert [g.tolist() for g in task.duplicates] == [g.tolist() for g in kept.duplicates]
+    assert len(task.conflicting) == 6 and "6 of them with conflicting labels" in task.report()
     for group in task.duplicates:
-        assert len({task.smiles[int(r)] for r in group}) == 1
-    assert "11 molecule(s) appear more than once" in task.report()
+        (pos,) = np.flatnonzero(np.isin(task.row_index, group))
+        assert task.row_index[pos] == group[0] and task.y[pos] == pytest.approx(kept.y[group].mean())
 
 
 def test_moleculenet_layout_gives_the_same_task(moleculenet_dir, tmp_path):
@@ -142,8 +149,11 @@ def test_invalid_and_empty_smiles_are_excluded_and_reported(tmp_path):
 
 def test_duplicate_policies(tmp_path):
     f = _write_csv(tmp_path / "t.csv", [["smiles", "y"], ["CCO", "1"], ["OCC", "3"], ["CCN", "5"], ["C(O)C", "8"]])
-    keep = load_task(str(f))
+    keep = load_task(str(f), duplicates="keep")
     assert len(keep) == 4 and [g.tolist() for g in keep.duplicates] == [[0, 1, 3]]
+    default = load_task(str(f))
+    assert default.duplicate_policy == "mean" and default.y.tolist() == [4.0, 5.0]
+    assert [g.tolist() for g in default.conflicting] == [[0, 1, 3]]
     first = load_task(str(f), duplicates="first")
     assert first.smiles == ["CCO", "CCN"] and first.y.tolist() == [1, 5] and first.row_index.tolist() == [0, 2]
     mean = load_task(str(f), duplicates="mean")
@@ -159,7 +169,7 @@ def test_salts_can_be_stripped_before_duplicate_detection(tmp_path):
     assert not load_task(str(f)).duplicates
     opts = StandardizeOptions(largest_fragment=True, neutralize=True)
     task = load_task(str(f), standardize=opts)
-    assert task.smiles == ["CC(=O)O", "CC(=O)O"] and len(task.duplicates) == 1
+    assert task.smiles == ["CC(=O)O"] and task.y.tolist() == [1.5] and len(task.duplicates) == 1
 
 
 def test_user_csv_columns(tmp_path):
@@ -188,7 +198,8 @@ def test_missing_label_column_in_known_task(moleculenet_dir, tmp_path):
 
 def test_demo_task_is_rdkit_property_of_nci5k():
     task = load_task("nci_logp")
-    assert len(task) == 4991 and task.n_rows == 4999 and len(task.invalid) == 8
+    assert task.n_rows == 4999 and len(task.invalid) == 8 and len(task.duplicates) == 88
+    assert len(task) + sum(len(g) - 1 for g in task.duplicates) == 4991 and not task.conflicting
     assert task.source.name == "first_5K.smi"
     for i in (0, 100, 4000):
         assert task.y[i] == pytest.approx(Crippen.MolLogP(Chem.MolFromSmiles(task.smiles[i])))

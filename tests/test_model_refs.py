@@ -98,10 +98,11 @@ def test_a_new_kind_is_one_registration(monkeypatch):
 
 def test_members_resolve_under_one_family_run_dir_default(tmp_path):
     config = load_experiment_config(CONFIGS / "quickstart.yaml", [f"run_dir={tmp_path / 'run'}"])
-    models = resolve_models([config.strong, *config.weak], config)
+    models = resolve_models(["strong", config.strong, *config.weak], config)
     root = tmp_path / "run" / "models"
     assert models.models_dir == root and models.family is not None and models.family.name == "quickstart"
     assert models.refs["strong"] == ModelRef("bert", f"bert:{root / 'strong' / 'final'}", root / "strong" / "final")
+    assert models.refs[config.strong].spec == f"concat:bert:{root / 'strong' / 'final'}+ecfp2-256-counts"
     assert models.refs["weak_s@200"].path == root / "weak_s" / "snapshots" / "step-00000200"
     assert models.refs["ecfp4-1024"] == ModelRef("featuriser", "ecfp4-1024")
     assert set(models.members) == {"weak_xs", "weak_s", "weak_m", "strong"}

@@ -41,12 +41,13 @@ class TaskSpec(StrictModel):
     """
 
     name: str
-    """ESOL, FreeSolv, Lipop, nci_logp, nci_tpsa, nci_mr, or a path to a CSV file."""
+    """ESOL, FreeSolv, Lipop, a demo task (nci_logp, nci_tpsa, nci_bertz, ...), or a path to a CSV file."""
     label: SafeName | None = None
     """Display name in results (default: the registry name, or the CSV file's stem)."""
     smiles_col: str | None = None
     label_col: str | None = None
-    duplicates: DuplicatePolicy = "keep"
+    duplicates: DuplicatePolicy = "mean"
+    """One row per molecule (mean label), so no molecule can sit in two parts; keep, first, error."""
     bad_labels: BadLabelPolicy = "error"
     standardize: StandardizeOptions = StandardizeOptions()
     max_heavy_atoms: int | None = Field(DEFAULT_MAX_HEAVY_ATOMS, ge=1)

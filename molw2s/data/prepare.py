@@ -87,15 +87,25 @@ def split_task(
     seed) from its training part.
 
     Random, paper and file splits index file rows and are mapped onto the task's
-    molecules; rows whose molecule was excluded are dropped, logged, and returned.
+    molecules; rows whose molecule was excluded are dropped, logged, and returned. A merged
+    duplicate's row indexes its kept twin; a molecule in several parts stays in the earliest
+    (train, valid, test) only, logged.
     """
     if spec.method in ("scaffold", "scaffold_balanced"):
         scaffold_seed = seed if spec.method == "scaffold_balanced" else None
         split, dropped = scaffold_split(task.smiles, spec.frac, scaffold_seed), {}
     else:
         rows = split_rows(task.n_rows, spec, seed, name=task.name, data_dir=data_dir, download=download)
-        mapped = to_positions(rows, task.row_index)
+        mapped = to_positions(rows, task.row_index, task.duplicates)
         split, dropped = mapped.split, mapped.dropped
+        if mapped.moved:
+            log.warning(
+                "%s: %d split rows hold a molecule that is also in an earlier part (train < valid < test); "
+                "it stays in the earliest part only: %s",
+                task.name,
+                mapped.n_moved(),
+                {k: v[:5].tolist() for k, v in mapped.moved.items()},
+            )
         if dropped:
             log.warning(
                 "%s: %d split rows refer to excluded molecules and were dropped: %s",

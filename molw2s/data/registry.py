@@ -85,6 +85,9 @@ DEMO_TASKS: dict[str, tuple[str, str]] = {
     "nci_logp": ("MolLogP", "Crippen logP computed by RDKit on the NCI 5k molecules"),
     "nci_tpsa": ("TPSA", "topological polar surface area (A^2) computed by RDKit on NCI 5k"),
     "nci_mr": ("MolMR", "Crippen molar refractivity computed by RDKit on NCI 5k"),
+    "nci_qed": ("qed", "QED drug-likeness (Bickerton et al. 2012, 0..1) computed by RDKit on NCI 5k"),
+    "nci_fsp3": ("FractionCSP3", "fraction of sp3 carbons among all carbons, computed by RDKit on NCI 5k"),
+    "nci_bertz": ("BertzCT", "Bertz molecular complexity index computed by RDKit on NCI 5k"),
 }
 
 _GUACAMOL = {

@@ -4,7 +4,7 @@ Pure index maths: no file is read here (split files: :mod:`molw2s.data.split_fil
 Index conventions: :func:`random_split` returns 0-based *file rows* (as ChemBench's JSON
 files do); :func:`scaffold_split` returns positions in the list it is given.
 :func:`to_positions` maps file rows onto a task's positions, reporting rows whose
-molecule was excluded.
+molecule was excluded; a merged duplicate's row follows its kept twin.
 
 ``random_split`` follows deepchem's RandomSplitter exactly (``RandomState(seed).permutation``,
 cut-offs ``int(0.8 n)`` and ``int(0.9 n)``), so seeds 122/123/124 reproduce the
@@ -53,14 +53,20 @@ class W2SSplit:
 
 @dataclass(frozen=True)
 class MappedSplit:
-    """A split in task positions, and the file rows dropped because their molecule was excluded."""
+    """A split in task positions, the file rows dropped because their molecule was excluded,
+    and the rows of merged duplicates whose molecule sits in an earlier part (``moved``)."""
 
     split: Split
     dropped: dict[str, np.ndarray] = field(default_factory=dict)
+    moved: dict[str, np.ndarray] = field(default_factory=dict)
 
     def n_dropped(self) -> int:
         """Total number of dropped rows."""
         return sum(len(v) for v in self.dropped.values())
+
+    def n_moved(self) -> int:
+        """Total number of rows whose molecule was kept in an earlier part."""
+        return sum(len(v) for v in self.moved.values())
 
 
 def check_fractions(frac: Sequence[float]) -> Fractions:
@@ -167,24 +173,40 @@ def validate_split(parts: Mapping[str, object], n_rows: int, source: str | Path 
     return _split_from_lists(arrays["train"], arrays["valid"], arrays["test"])
 
 
-def to_positions(split: Split, row_index: np.ndarray) -> MappedSplit:
+def to_positions(split: Split, row_index: np.ndarray, duplicates: Sequence[np.ndarray] = ()) -> MappedSplit:
     """Map a split of file rows onto task positions (``row_index[pos] = row``).
 
-    Rows with no position (invalid SMILES, bad label, merged duplicate) are dropped and
-    returned per part in ``MappedSplit.dropped``.
+    ``duplicates`` are groups of file rows holding one molecule (``Task.duplicates``). A
+    row of a merged group (policy ``first`` / ``mean``: one row of the group is kept)
+    follows its kept twin, so it indexes that molecule. A molecule reached from several
+    parts stays in the earliest of train, valid, test only; its rows in later parts are
+    returned per part in ``MappedSplit.moved``. Rows with no position (invalid SMILES,
+    bad label) are dropped and returned per part in ``MappedSplit.dropped``.
     """
     row_index = np.asarray(row_index, dtype=np.int64)
-    size = int(max(row_index.max(initial=-1), *(getattr(split, p).max(initial=-1) for p in PARTS))) + 1
-    lookup = np.full(size, -1, dtype=np.int64)
+    highest = [row_index.max(initial=-1), *(getattr(split, p).max(initial=-1) for p in PARTS)]
+    highest += [group.max(initial=-1) for group in duplicates]
+    lookup = np.full(int(max(highest)) + 1, -1, dtype=np.int64)
     lookup[row_index] = np.arange(len(row_index))
-    mapped, dropped = {}, {}
+    for group in duplicates:
+        kept = lookup[group][lookup[group] >= 0]
+        if len(kept) == 1:  # merged: every row of the group indexes the kept molecule
+            lookup[group] = kept[0]
+    mapped: dict[str, np.ndarray] = {}
+    dropped: dict[str, np.ndarray] = {}
+    moved: dict[str, np.ndarray] = {}
+    taken = np.zeros(len(row_index), dtype=bool)
     for part in PARTS:
         rows = getattr(split, part)
         pos = lookup[rows]
-        mapped[part] = pos[pos >= 0]
         if (pos < 0).any():
             dropped[part] = rows[pos < 0]
-    return MappedSplit(_split_from_lists(mapped["train"], mapped["valid"], mapped["test"]), dropped)
+        earlier = (pos >= 0) & taken[np.maximum(pos, 0)]
+        if earlier.any():
+            moved[part] = rows[earlier]
+        mapped[part] = np.unique(pos[(pos >= 0) & ~earlier])
+        taken[mapped[part]] = True
+    return MappedSplit(_split_from_lists(mapped["train"], mapped["valid"], mapped["test"]), dropped, moved)
 
 
 def resolve_size(size: int | float, available: int, what: str) -> int:

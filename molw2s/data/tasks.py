@@ -7,6 +7,7 @@ index file rows, map onto task positions with :func:`molw2s.data.splits.to_posit
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from molw2s.data.registry import (
 from molw2s.data.tables import csv_stem, is_csv, read_csv_columns, read_header
 from molw2s.errors import DataError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Task:
@@ -52,7 +55,9 @@ class Task:
     invalid: list[InvalidSmiles] = field(default_factory=list)
     bad_labels: list[BadLabel] = field(default_factory=list)
     duplicates: list[np.ndarray] = field(default_factory=list)
-    duplicate_policy: str = "keep"
+    duplicate_policy: str = "mean"
+    conflicting: list[np.ndarray] = field(default_factory=list)
+    """The groups of ``duplicates`` whose labels differ (file rows)."""
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -71,6 +76,11 @@ class Task:
                 f"{len(self.duplicates)} molecule(s) appear more than once (policy {self.duplicate_policy!r});"
                 f" e.g. rows {', '.join(str(g.tolist()) for g in self.duplicates[:max_examples])}"
             )
+        if self.conflicting:
+            lines.append(
+                f"{len(self.conflicting)} of them with conflicting labels;"
+                f" e.g. rows {', '.join(str(g.tolist()) for g in self.conflicting[:max_examples])}"
+            )
         return "\n".join(lines)
 
 
@@ -86,7 +96,7 @@ class Cleaning:
     standardize: StandardizeOptions | None = None
     max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS
     strict: bool = False
-    duplicates: DuplicatePolicy = "keep"
+    duplicates: DuplicatePolicy = "mean"
     bad_labels: BadLabelPolicy = "error"
 
 
@@ -99,7 +109,7 @@ def load_task(
     download: bool = True,
     standardize: StandardizeOptions | None = None,
     strict: bool = False,
-    duplicates: DuplicatePolicy = "keep",
+    duplicates: DuplicatePolicy = "mean",
     bad_labels: BadLabelPolicy = "error",
     max_heavy_atoms: int | None = DEFAULT_MAX_HEAVY_ATOMS,
 ) -> Task:
@@ -109,7 +119,9 @@ def load_task(
     excluded and listed in ``Task.invalid`` (``strict`` raises instead). A label that is
     not a finite number raises :class:`DataError` naming file, row and column
     (``bad_labels="drop"`` excludes and lists it instead). Duplicate molecules (same
-    canonical SMILES) are listed and handled by ``duplicates``. A CSV task is named after
+    canonical SMILES) are listed and handled by ``duplicates``: by default (``mean``) each
+    keeps its first row with the group's mean label, so a split cannot put one molecule in
+    two parts; groups whose labels differ are listed in ``Task.conflicting``. A CSV task is named after
     its file's stem (``data/my.csv`` -> ``my``).
     """
     cleaning = Cleaning(standardize, max_heavy_atoms, strict, duplicates, bad_labels)
@@ -209,8 +221,17 @@ def _usable(task: Task) -> Task:
 
 
 def _resolve_duplicates(task: Task, policy: DuplicatePolicy) -> Task:
-    """Record duplicate groups (as file rows) and apply the duplicate policy."""
+    """Record duplicate groups (as file rows) and those with conflicting labels, and apply the
+    duplicate policy."""
     groups = duplicate_groups(task.smiles)
+    conflicting = [task.row_index[g] for g in groups if np.ptp(task.y[g]) > 0]
+    if conflicting and policy == "mean":
+        log.warning(
+            "%s: %d duplicated molecule(s) with conflicting labels, merged to their mean label; e.g. rows %s",
+            task.name,
+            len(conflicting),
+            [g.tolist() for g in conflicting[:3]],
+        )
     described = [f"rows {task.row_index[g].tolist()}: {task.smiles[g[0]]}" for g in groups]
     try:
         keep, y = apply_duplicate_policy(task.y, groups, policy, describe=described)
@@ -223,6 +244,7 @@ def _resolve_duplicates(task: Task, policy: DuplicatePolicy) -> Task:
         row_index=task.row_index[keep].astype(np.int64),
         duplicates=[task.row_index[g] for g in groups],
         duplicate_policy=policy,
+        conflicting=conflicting,
     )
 
 

@@ -165,7 +165,7 @@ def load_deepchem_task(
     if n_read != task.n_rows:
         raise DataError(f"deepchem read {n_read} rows, molw2s {task.n_rows}: cannot align the split", path=path)
     split = validate_split(dict(zip(("train", "valid", "test"), parts)), task.n_rows, source=path)
-    mapped = to_positions(split, task.row_index)
+    mapped = to_positions(split, task.row_index, task.duplicates)
     if mapped.n_dropped():
         log.warning("%s: %d split rows dropped (molecules excluded from the task)", path, mapped.n_dropped())
     return replace(task, name=key, description=TASK_SOURCES[key].description), mapped
