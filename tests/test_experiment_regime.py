@@ -56,3 +56,13 @@ def test_selection_regret_against_the_oracle_in_rmse_units():
     assert regret.loc["random", "mean regret (RMSE)"] == pytest.approx(1.0)  # mean RMSE 2 minus 1
     assert regret.loc["Err_w - Misfit", "mean regret (RMSE)"] == pytest.approx(1.0)
     assert regret.loc["M", "units"] == 3 and regret.loc["M", "candidates"] == 3
+
+
+def test_values_are_rounded_to_what_their_spread_supports():
+    from molw2s.experiment.run_statistics import round_to_uncertainty
+
+    assert round_to_uncertainty(1.23456, 0.04) == "1.23 +- 0.04"
+    assert round_to_uncertainty(1.23456, 0.012) == "1.235 +- 0.012"  # sd starting with 1: two digits
+    assert round_to_uncertainty(-0.3, 2.0) == "0 +- 2"  # no "-0"
+    assert round_to_uncertainty(812.3, 35.0) == "812 +- 35"  # never rounded left of the decimal point
+    assert round_to_uncertainty(0.5, 0.0) == "0.5" and round_to_uncertainty(float("nan"), 1.0) == "n/a"

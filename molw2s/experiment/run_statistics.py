@@ -118,7 +118,10 @@ def round_to_uncertainty(value: float, sd: float) -> str:
     exponent = int(np.floor(np.log10(sd)))
     digits = 2 if round(sd / 10**exponent) < 2 else 1
     decimals = max(0, -(exponent - digits + 1))
-    return f"{value:.{decimals}f} +- {sd:.{decimals}f}"
+    shown = f"{value:.{decimals}f}"
+    if float(shown) == 0:
+        shown = shown.lstrip("-")  # "-0" is 0 at this precision
+    return f"{shown} +- {sd:.{decimals}f}"
 
 
 def candidates_of(cells: pd.DataFrame, regime: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
