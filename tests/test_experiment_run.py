@@ -128,7 +128,7 @@ def test_cli_run_reports_config_errors(tmp_path):
 def test_user_csv_task_with_named_columns(tmp_path):
     from rdkit.Chem import Descriptors, MolFromSmiles
 
-    smiles = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "Cc1ccccc1", "CCN", "CCCN", "CC(=O)O", "CCOC", "CCCl"] * 6
+    smiles = [f"{'C' * k}{end}" for k in range(1, 21) for end in ("O", "N", "Cl")]  # 60 distinct molecules
     lines = ["mol,weight,other"] + [
         f"{s},{Descriptors.MolWt(MolFromSmiles(s)) + i * 0.01},x" for i, s in enumerate(smiles)
     ]

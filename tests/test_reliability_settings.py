@@ -195,7 +195,7 @@ def test_molw2s_finetune_refuses_freeze_beyond_the_layers_before_any_work(tmp_pa
         (["embedding.layer=-3"], r"embedding\.layer: layer -3 is out of range for model 'weak_xs@100'"),
         (["expand.layers=[4]"], r"expand\.layers: layer 4 is out of range for model 'weak_xs@100'"),
         (
-            ["w2s.student=finetune", "w2s.finetune.freeze=5"],
+            ["strong=strong", "w2s.student=finetune", "w2s.finetune.freeze=5"],  # a transformer strong model
             r"freeze=5 \(w2s\.finetune\.freeze\) would freeze the whole encoder, which has 4",
         ),
     ],
