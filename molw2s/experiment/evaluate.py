@@ -61,7 +61,7 @@ def evaluate(
         }
         _task_section(doc, te, paths, out_dir)
         results["tasks"][task] = {**te.to_json(), "figures": {k: str(v.relative_to(out_dir)) for k, v in paths.items()}}
-        _write_csv(te.summary, out_dir / f"{safe_filename(str(task))}_weak_models.csv")
+        _write_csv(te.models, out_dir / f"{safe_filename(str(task))}_weak_models.csv")
         _write_csv(te.regret, out_dir / f"{safe_filename(str(task))}_selection_regret.csv")
     _write_csv(pd.concat(all_corr, ignore_index=True), out_dir / "correlations.csv")
     write_json_atomic(out_dir / "results.json", results)

@@ -101,6 +101,24 @@ def model_table(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None 
     return ordered
 
 
+def model_means(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per weak model, the numbers behind :func:`model_table` (results.json and
+    ``<task>_weak_models.csv``): kind, source and description, the seed-mean test MSEs
+    and their roots, Err_w / Err_sc, ``weaker``, PGR of the seed-mean errors, the Gain > 0
+    cells, and the seed means of the predictors and of k_w / k_s."""
+    frame = model_regime(cells, margin)
+    for col in ("err_w", "err_w2s", "err_sc"):
+        frame[col.replace("err", "rmse")] = np.sqrt(frame[col])
+    grouped = cells.groupby("weak", sort=False)
+    means = grouped[[c for c in (*PREDICTORS, "k_w", "k_s") if c in cells.columns and c != "err_w"]].mean()
+    info = grouped[["kind", "source"]].first()
+    if models is not None and "description" in models.columns:
+        info = info.join(models.set_index("weak")[["description"]])
+    merged = info.join(means).reset_index().merge(frame, on="weak").sort_values("M")
+    ordered: pd.DataFrame = merged.reset_index(drop=True)
+    return ordered
+
+
 def _pgr_spread(g: pd.DataFrame) -> float:
     """The sd over seeds of a model's per-seed PGR (for rounding only; PGR itself is of the means)."""
     gap = g["err_w"] - g["err_sc"]
@@ -308,10 +326,11 @@ def _expected_sign_sentence(tests: Sequence[CorrelationTest]) -> str:
 
 
 def student_comparison(part: pd.DataFrame, points: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
-    """Per strong student (linear; finetuned when measured): mean Err_w2s and Err_sc, and
-    M's Spearman rho with Err_w2s over the headline sources, with intervals and p-values."""
+    """Per strong student (linear; finetuned when the task's cells measured it): mean
+    Err_w2s and Err_sc over the cells ``part`` (the headline's), and M's Spearman rho with
+    Err_w2s over the headline sources ``points``, with intervals and p-values."""
     students = {"linear": ("err_w2s", "err_sc")}
-    if "ft_err_w2s" in part.columns and part["ft_err_w2s"].notna().any():
+    if "ft_err_w2s" in part.columns:
         students["finetuned"] = ("ft_err_w2s", "ft_err_sc")
     records = []
     for student, (err, ceiling) in students.items():
@@ -370,6 +389,7 @@ def evaluate_task(
         part=part,
         candidates=candidates,
         summary=model_table(part, settings.margin, models),
+        models=model_means(part, settings.margin, models),
         regime=regime,
         points=points,
         corr=tests_frame(tests),
@@ -379,7 +399,7 @@ def evaluate_task(
         check_rho=check_rho,
         paired=paired,
         regret=selection_regret(candidates, unit_cols=units, confidence=settings.confidence),
-        students=student_comparison(candidates, points, settings) if len(points) >= 3 else pd.DataFrame(),
+        students=student_comparison(candidates, points, settings),
         error_column="err_w2s_over_sc" if settings.relative_errors else "err_w2s",
         interpretation=interpret(
             task,
@@ -403,6 +423,8 @@ class TaskEvaluation:
     part: pd.DataFrame
     candidates: pd.DataFrame
     summary: pd.DataFrame
+    """The report's weak-model table (formatted); :attr:`models` holds its numbers."""
+    models: pd.DataFrame
     regime: TaskRegime
     points: pd.DataFrame
     corr: pd.DataFrame
@@ -421,7 +443,7 @@ class TaskEvaluation:
         return {
             "n_cells": len(self.part),
             "regime": self.regime.to_dict(),
-            "weak_models": self.summary.to_dict(orient="records"),
+            "weak_models": self.models.to_dict(orient="records"),
             "sources": self.points.to_dict(orient="records"),
             "correlations": self.corr.to_dict(orient="records"),
             "controlled_validation": None if self.controlled is None else self.controlled.to_dict(),
