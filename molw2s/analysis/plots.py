@@ -29,8 +29,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, NullFormatter
 
 from molw2s.analysis.correlations import average_ranks, correlation
+from molw2s.analysis.model_errors import seed_mean_errors
 from molw2s.io import atomic_path
-from molw2s.w2s.metrics import pgr_of_means
 
 LABELS = {
     "M": "M = ||P_s (I - P_w)||_op",
@@ -56,10 +56,9 @@ KIND_MARKERS = {
     "controlled": "^",
     "other": "X",
 }
+
+
 #: the measured errors (seed-mean test MSEs) of the Burns chart and the PGR chart
-ERRORS = ("err_w", "err_w2s", "err_sc")
-
-
 def _label(col: str) -> str:
     return LABELS.get(col, col)
 
@@ -85,15 +84,9 @@ def model_kinds(table: pd.DataFrame, model_col: str = "weak") -> pd.Series:
 
 
 def model_errors(table: pd.DataFrame, *, model_col: str = "weak") -> pd.DataFrame:
-    """Per weak model (index): the seed means of Err_w, Err_w2s and Err_sc (test MSEs), the
-    RMSEs ``rmse_w``, ``rmse_w2s``, ``rmse_sc`` as square roots of those means, the ``pgr``
-    of the means, (Err_w - Err_w2s) / (Err_w - Err_sc), NaN when Err_w <= Err_sc (a model
-    not weaker than the ceiling has no gap to recover), and ``kind``. Never a mean of
-    per-seed ratios or roots: those are biased and blow up when a seed's gap is near 0."""
-    out: pd.DataFrame = table.groupby(model_col, sort=False)[list(ERRORS)].mean()
-    for col in ERRORS:
-        out[col.replace("err", "rmse")] = np.sqrt(out[col])
-    out["pgr"] = pgr_of_means(out["err_w"], out["err_w2s"], out["err_sc"])
+    """:func:`molw2s.analysis.model_errors.seed_mean_errors` (seed-mean MSEs, their roots,
+    PGR of the means) with each model's ``kind`` for its marker."""
+    out = seed_mean_errors(table, model_col=model_col)
     out["kind"] = model_kinds(table, model_col)
     return out
 

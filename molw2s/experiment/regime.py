@@ -21,20 +21,19 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from molw2s.w2s.metrics import pgr_of_means
+from molw2s.analysis.model_errors import seed_mean_errors
 
 RegimeStatus = Literal["w2s", "partial", "none"]
 
 
 def model_regime(cells: pd.DataFrame, margin: float, *, model_col: str = "weak") -> pd.DataFrame:
-    """Per weak model (one row each, in first-seen order): seed-mean Err_w, Err_w2s and
-    Err_sc, Err_w / Err_sc, ``weaker`` (Err_w >= (1 + margin) Err_sc), the PGR of the
-    seed-mean errors, and ``cells_gain_positive`` of ``n_cells``."""
+    """Per weak model (one row each, in first-seen order): the seed-mean errors, their RMSEs
+    and PGR (:func:`molw2s.analysis.model_errors.seed_mean_errors`), Err_w / Err_sc,
+    ``weaker`` (Err_w >= (1 + margin) Err_sc), and ``cells_gain_positive`` of ``n_cells``."""
     grouped = cells.groupby(model_col, sort=False)
-    out = grouped[["err_w", "err_w2s", "err_sc"]].mean()
+    out = seed_mean_errors(cells, model_col=model_col)
     out["err_w_over_sc"] = out["err_w"] / out["err_sc"]
     out["weaker"] = out["err_w"] >= (1.0 + margin) * out["err_sc"]
-    out["pgr"] = pgr_of_means(out["err_w"], out["err_w2s"], out["err_sc"])
     out["cells_gain_positive"] = grouped["gain"].apply(lambda g: int((g > 0).sum()))
     out["n_cells"] = grouped.size()
     frame: pd.DataFrame = out.reset_index()

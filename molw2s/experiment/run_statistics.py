@@ -27,9 +27,11 @@ from molw2s.experiment.evidence import (
     source_points,
     tests_frame,
 )
+from molw2s.experiment.model_info import describe_names
 from molw2s.experiment.regime import TaskRegime, model_regime, task_regime
 from molw2s.experiment.selection import selection_regret
 from molw2s.experiment.summary import interval_text
+from molw2s.w2s.metrics import pgr_of_means
 
 PREDICTORS = ("M", "M_F", "predgap_hat", "misfit", "err_w", *BASELINES)
 MEASURED = ("err_w2s", "predgap", "pgr", "gain")
@@ -47,8 +49,6 @@ def cells_frame(rows: Sequence[dict[str, Any]], models: pd.DataFrame | None = No
     ``err_w2s_over_sc`` (Err_w2s / Err_sc on the same test set) and each weak model's
     ``kind`` and ``source`` from ``models`` (:func:`molw2s.experiment.model_info.describe_names`
     when not given)."""
-    from molw2s.experiment.model_info import describe_names
-
     flat = [{k: v for k, v in r.items() if k not in ("sensitivity",) and not isinstance(v, list)} for r in rows]
     frame: pd.DataFrame = pd.DataFrame(flat)
     if {"err_w2s", "err_sc"} <= set(frame.columns):
@@ -72,58 +72,48 @@ def sensitivity_frame(rows: Sequence[dict[str, Any]], cells: pd.DataFrame) -> pd
     return frame
 
 
-def model_table(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per weak model: what it is (kind, source, description), its test RMSE in the task's
-    units (the root of the seed-mean MSE +- the sd of the per-seed RMSEs, rounded to what
-    that sd supports), PGR of the seed-mean
-    errors, Gain > 0 cells, whether it is weaker than the ceiling, and its mean M and k_w."""
-    regime = model_regime(cells, margin).set_index("weak")
-    grouped = cells.groupby("weak", sort=False)
-    records = []
-    for weak, g in grouped:
-        rec: dict[str, Any] = {"weak": weak, "kind": g["kind"].iloc[0], "source": g["source"].iloc[0]}
-        if models is not None and "description" in models.columns:
-            described = models.set_index("weak")["description"]
-            rec["description"] = described.get(weak, "")
-        for col, label in (("err_w", "RMSE_w"), ("err_w2s", "RMSE_w2s"), ("err_sc", "RMSE_sc")):
-            per_seed = np.sqrt(g[col].to_numpy(float))  # the spread, for rounding; the value is of the mean MSE
-            spread = float(per_seed.std(ddof=1)) if len(g) > 1 else 0.0
-            rec[label] = round_to_uncertainty(float(np.sqrt(g[col].mean())), spread)
-        reg = regime.loc[weak]
-        rec["PGR"] = round_to_uncertainty(float(reg["pgr"]), _pgr_spread(g))
-        rec["Gain>0"] = f"{int(reg['cells_gain_positive'])}/{int(reg['n_cells'])}"
-        rec["weaker than ceiling"] = "yes" if reg["weaker"] else "NO"
-        rec["M"] = float(g["M"].mean())
-        rec["k_w"] = float(g["k_w"].mean())
-        records.append(rec)
-    frame = pd.DataFrame(records)
-    ordered: pd.DataFrame = frame.sort_values("M").reset_index(drop=True)
-    return ordered
-
-
 def model_means(cells: pd.DataFrame, margin: float, models: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per weak model, the numbers behind :func:`model_table` (results.json and
-    ``<task>_weak_models.csv``): kind, source and description, the seed-mean test MSEs
-    and their roots, Err_w / Err_sc, ``weaker``, PGR of the seed-mean errors, the Gain > 0
-    cells, and the seed means of the predictors and of k_w / k_s."""
-    frame = model_regime(cells, margin)
-    for col in ("err_w", "err_w2s", "err_sc"):
-        frame[col.replace("err", "rmse")] = np.sqrt(frame[col])
+    """Per weak model, sorted by M (results.json and ``<task>_weak_models.csv``): kind,
+    source and description, :func:`molw2s.experiment.regime.model_regime` (seed-mean test
+    MSEs and their roots, PGR of the means, Err_w / Err_sc, ``weaker``, the Gain > 0
+    cells), and the seed means of the predictors and of k_w / k_s."""
     grouped = cells.groupby("weak", sort=False)
     means = grouped[[c for c in (*PREDICTORS, "k_w", "k_s") if c in cells.columns and c != "err_w"]].mean()
     info = grouped[["kind", "source"]].first()
     if models is not None and "description" in models.columns:
         info = info.join(models.set_index("weak")[["description"]])
-    merged = info.join(means).reset_index().merge(frame, on="weak").sort_values("M")
+    merged = info.join(means).reset_index().merge(model_regime(cells, margin), on="weak").sort_values("M")
     ordered: pd.DataFrame = merged.reset_index(drop=True)
     return ordered
 
 
-def _pgr_spread(g: pd.DataFrame) -> float:
-    """The sd over seeds of a model's per-seed PGR (for rounding only; PGR itself is of the means)."""
-    gap = g["err_w"] - g["err_sc"]
-    per_seed = ((g["err_w"] - g["err_w2s"]) / gap.where(gap > 0)).dropna()
-    return float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0
+def model_table(cells: pd.DataFrame, numbers: pd.DataFrame) -> pd.DataFrame:
+    """The report's weak-model table from :func:`model_means`' ``numbers``: what each model
+    is, its test RMSE in the task's units (the root of the seed-mean MSE +- the sd of the
+    per-seed RMSEs) and PGR of the seed-mean errors (+- the sd of the per-seed PGRs), each
+    rounded to what that sd supports, Gain > 0 cells, whether it is weaker than the
+    ceiling, and its mean M and k_w."""
+    per_seed = cells.groupby("weak", sort=False)
+    records = []
+    for row in numbers.to_dict(orient="records"):
+        g = per_seed.get_group(row["weak"])
+        rec: dict[str, Any] = {key: row[key] for key in ("weak", "kind", "source", "description") if key in row}
+        for col, label in (("w", "RMSE_w"), ("w2s", "RMSE_w2s"), ("sc", "RMSE_sc")):
+            rec[label] = round_to_uncertainty(row[f"rmse_{col}"], _sd(np.sqrt(g[f"err_{col}"])))
+        rec["PGR"] = round_to_uncertainty(row["pgr"], _sd(pgr_of_means(g["err_w"], g["err_w2s"], g["err_sc"])))
+        rec["Gain>0"] = f"{row['cells_gain_positive']}/{row['n_cells']}"
+        rec["weaker than ceiling"] = "yes" if row["weaker"] else "NO"
+        rec["M"], rec["k_w"] = row["M"], row["k_w"]
+        records.append(rec)
+    frame: pd.DataFrame = pd.DataFrame(records)
+    return frame
+
+
+def _sd(values: Any) -> float:
+    """The sd over seeds of the finite ``values`` (0 with fewer than two): for rounding only."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
 
 
 def round_to_uncertainty(value: float, sd: float) -> str:
@@ -359,7 +349,8 @@ def evaluate_task(
 ) -> TaskEvaluation:
     """Every statistic of one task from its cells (``part``) and its k-rule rows (``sens``)."""
     non_controlled = part[part["source"] != CONTROLLED]
-    regime_models = model_regime(non_controlled, settings.margin)
+    numbers = model_means(part, settings.margin, models)
+    regime_models = numbers[numbers["source"] != CONTROLLED]
     candidates = candidates_of(part, regime_models, settings)
     regime = task_regime(non_controlled, regime_models, settings.margin)
     units = _unit_cols(part)
@@ -388,8 +379,8 @@ def evaluate_task(
         task=task,
         part=part,
         candidates=candidates,
-        summary=model_table(part, settings.margin, models),
-        models=model_means(part, settings.margin, models),
+        summary=model_table(part, numbers),
+        models=numbers,
         regime=regime,
         points=points,
         corr=tests_frame(tests),
